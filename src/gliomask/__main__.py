@@ -1,0 +1,3 @@
+from gliomask.cli import main
+
+raise SystemExit(main())

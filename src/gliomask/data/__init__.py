@@ -1,0 +1,1 @@
+"""Data preparation: synthetic cases, slicing into instances, splits, COCO export, datasets."""

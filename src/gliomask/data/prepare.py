@@ -1,0 +1,241 @@
+"""`gliomask prepare`: a BraTS folder becomes a training set of normalised 2-D multi-channel slices.
+
+Layout of a prepared folder::
+
+    prepared.json          settings, classes, per-case geometry (crop, affine), kept slices, folds
+    cases/<case>.img.npy   float16 [S, C, H, W]: brain-cropped, normalised, slicing axis first
+    cases/<case>.seg.npy   uint8   [S, H, W]: internal labels 0/1/2/4 on the same grid
+
+Instances are derived from the label slices on the fly (`slice_instances`), so the masks a model
+trains on are always exactly the stored labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gliomask import __version__
+from gliomask.data.instances import CLASS_SCHEMES, class_names
+from gliomask.data.normalize import DEFAULT_CLIP, brain_crop, brain_mask, normalize_case
+from gliomask.errors import GliomaskError
+from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities
+from gliomask.io.nifti import atomic_output_dir
+from gliomask.utils import progress_bar, write_json
+
+META_NAME = "prepared.json"
+FORMAT_VERSION = 1
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
+@dataclass
+class PrepareSettings:
+    modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
+    axis: str = "axial"
+    scheme: str = "regions"
+    min_area: int = 8  # pixels; smaller 2-D components are not made instances
+    negative_fraction: float = 0.25  # share of tumour-free brain slices kept as negatives
+    folds: int = 5
+    seed: int = 0
+    clip_percentiles: tuple[float, float] = DEFAULT_CLIP
+    crop_margin: int = 2
+
+    def validate(self) -> None:
+        if self.axis not in AXES:
+            raise GliomaskError(f"unknown axis {self.axis!r}; choose from {', '.join(AXES)}")
+        if self.scheme not in CLASS_SCHEMES:
+            raise GliomaskError(f"unknown class scheme {self.scheme!r}; choose from {', '.join(CLASS_SCHEMES)}")
+        if not 0.0 <= self.negative_fraction <= 1.0:
+            raise GliomaskError("--negatives must lie between 0 and 1")
+        if self.folds < 1:
+            raise GliomaskError("--folds must be at least 1")
+        if self.min_area < 1:
+            raise GliomaskError("--min-area must be at least 1")
+
+
+def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None) -> dict:
+    """Load, validate, crop and normalise one case; write its arrays; return its metadata."""
+    loaded = load_case(case, settings.modalities)
+    if loaded.seg is None:
+        raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on",
+                            Path(case.images[settings.modalities[0]]).parent)
+    mask = brain_mask(loaded.images)
+    if not mask.any():
+        raise GliomaskError("image is empty (no non-zero voxel in any modality)", case.images[settings.modalities[0]])
+    crop = brain_crop(mask, settings.crop_margin)
+    box = tuple(slice(lo, hi) for lo, hi in crop)
+    images = normalize_case(loaded.images[(slice(None), *box)], mask[box], settings.clip_percentiles)
+    seg = loaded.seg[box]
+    axis = AXES[settings.axis]
+    images = np.ascontiguousarray(np.moveaxis(images, axis + 1, 0), dtype=np.float16)  # [S, C, H, W]
+    seg = np.ascontiguousarray(np.moveaxis(seg, axis, 0))  # [S, H, W]
+    has_tumour = seg.reshape(len(seg), -1).any(axis=1)
+    has_brain = np.moveaxis(mask[box], axis, 0).reshape(len(seg), -1).any(axis=1)
+    negatives = np.flatnonzero(has_brain & ~has_tumour)
+    rng = np.random.default_rng(np.random.SeedSequence([settings.seed, _stable_int(case.case_id)]))
+    n_keep = int(round(settings.negative_fraction * len(negatives)))
+    kept_neg = rng.choice(negatives, size=n_keep, replace=False) if n_keep else np.zeros(0, int)
+    kept = np.sort(np.concatenate([np.flatnonzero(has_tumour), kept_neg])).astype(int)
+    if out_dir is not None:
+        np.save(out_dir / "cases" / f"{case.case_id}.img.npy", images)
+        np.save(out_dir / "cases" / f"{case.case_id}.seg.npy", seg)
+    return {
+        "case": case.case_id,
+        "group": case.group,
+        "convention": case.convention,
+        "sources": {m: str(Path(case.images[m]).resolve()) for m in settings.modalities},
+        "seg_source": str(Path(case.seg).resolve()),
+        "shape": [int(s) for s in loaded.reference.shape[:3]],
+        "affine": np.asarray(loaded.affine).round(6).tolist(),
+        "spacing": list(loaded.spacing),
+        "crop": crop,
+        "slices": kept.tolist(),
+        "tumour_slices": int(has_tumour.sum()),
+        "brain_slices": int(has_brain.sum()),
+    }
+
+
+def _stable_int(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def make_folds(case_ids: list[str], groups: list[str | None], k: int, seed: int) -> list[list[str]]:
+    """Patient-level folds: shuffled with ``seed``, dealt round-robin within each group (HGG/LGG)."""
+    if k > len(case_ids):
+        raise GliomaskError(f"{k} folds need at least {k} cases, found {len(case_ids)}")
+    rng = np.random.default_rng(seed)
+    folds: list[list[str]] = [[] for _ in range(k)]
+    position = 0
+    for group in sorted({g or "" for g in groups}):
+        members = sorted(c for c, g in zip(case_ids, groups) if (g or "") == group)
+        for cid in rng.permutation(members):
+            folds[position % k].append(str(cid))
+            position += 1
+    return [sorted(f) for f in folds]
+
+
+def fingerprint(settings: PrepareSettings, cases: list[Case]) -> str:
+    payload = json.dumps({"settings": asdict(settings), "format": FORMAT_VERSION,
+                          "cases": [[c.case_id, sorted(str(Path(p).resolve()) for p in c.images.values())] for c in cases]},
+                         sort_keys=True, default=list)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _prepare_worker(args):
+    case, settings, out_dir = args
+    return prepare_case(case, settings, out_dir)
+
+
+def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None = None, *,
+            workers: int = 1, progress: bool = True) -> dict:
+    """Prepare every case under ``brats`` into ``out``. Returns the metadata written to prepared.json.
+
+    ``out`` is written atomically. If it already holds the same preparation (same settings and cases)
+    it is left as it is; a different preparation there is an error.
+    """
+    settings = settings or PrepareSettings()
+    settings.modalities = parse_modalities(settings.modalities)
+    settings.validate()
+    cases = discover_cases(brats)
+    for case in cases:  # fail fast, before any work, on a missing modality or seg
+        case.require(settings.modalities)
+        if case.seg is None:
+            raise GliomaskError(f"case {case.case_id} has no segmentation", Path(next(iter(case.images.values()))).parent)
+    fp = fingerprint(settings, cases)
+    out = Path(out)
+    if out.exists():
+        existing = out / META_NAME
+        if existing.is_file():
+            try:
+                old = json.loads(existing.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if old.get("fingerprint") == fp:
+                return old
+            raise GliomaskError("output folder already holds a different preparation; choose another --out", out)
+        if any(out.iterdir()):
+            raise GliomaskError("output folder exists and is not empty", out)
+        out.rmdir()
+    with atomic_output_dir(out) as tmp:
+        (tmp / "cases").mkdir()
+        jobs = [(case, settings, tmp) for case in cases]
+        if workers > 1 and len(cases) > 1:
+            with ProcessPoolExecutor(min(workers, len(cases))) as pool:
+                metas = list(progress_bar(pool.map(_prepare_worker, jobs), total=len(jobs), desc="prepare", enabled=progress))
+        else:
+            metas = [_prepare_worker(j) for j in progress_bar(jobs, desc="prepare", enabled=progress)]
+        folds = make_folds([m["case"] for m in metas], [m["group"] for m in metas], settings.folds, settings.seed)
+        meta = {
+            "format": FORMAT_VERSION,
+            "gliomask_version": __version__,
+            "fingerprint": fp,
+            "source": str(Path(brats).resolve()),
+            "settings": {**asdict(settings), "modalities": list(settings.modalities),
+                         "clip_percentiles": list(settings.clip_percentiles)},
+            "classes": class_names(settings.scheme),
+            "label_convention": "brats2019",
+            "cases": metas,
+            "folds": folds,
+        }
+        write_json(tmp / META_NAME, meta)
+    return meta
+
+
+@dataclass
+class Prepared:
+    """A prepared folder, read back."""
+
+    root: Path
+    meta: dict = field(repr=False)
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Prepared":
+        root = Path(root)
+        path = root / META_NAME
+        if not path.is_file():
+            raise GliomaskError(f"not a prepared folder (no {META_NAME}); run `gliomask prepare` first", root)
+        try:
+            meta = json.loads(path.read_text())
+        except ValueError as exc:
+            raise GliomaskError(f"cannot parse ({exc})", path) from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise GliomaskError(f"prepared with an unsupported format {meta.get('format')}", path)
+        return cls(root, meta)
+
+    @property
+    def settings(self) -> dict:
+        return self.meta["settings"]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta["classes"]
+
+    @property
+    def case_ids(self) -> list[str]:
+        return [c["case"] for c in self.meta["cases"]]
+
+    def case_meta(self, case_id: str) -> dict:
+        for c in self.meta["cases"]:
+            if c["case"] == case_id:
+                return c
+        raise GliomaskError(f"case {case_id} is not in this preparation", self.root)
+
+    def split(self, fold: int | None) -> tuple[list[str], list[str]]:
+        """(train ids, validation ids) for ``fold``; fold None trains on every case."""
+        folds = self.meta["folds"]
+        if fold is None:
+            return self.case_ids, []
+        if not 0 <= fold < len(folds):
+            raise GliomaskError(f"fold {fold} does not exist (folds 0..{len(folds) - 1})", self.root)
+        val = folds[fold]
+        return [c for c in self.case_ids if c not in val], list(val)
+
+    def arrays(self, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        mode = "r" if mmap else None
+        base = self.root / "cases" / case_id
+        return np.load(f"{base}.img.npy", mmap_mode=mode), np.load(f"{base}.seg.npy", mmap_mode=mode)

@@ -1,0 +1,23 @@
+"""Reading and writing BraTS-style NIfTI cases."""
+
+from gliomask.io.brats import (
+    CANONICAL_MODALITIES,
+    Case,
+    LoadedCase,
+    discover_cases,
+    load_case,
+    parse_modalities,
+)
+from gliomask.io.nifti import atomic_output_dir, atomic_path, save_like
+
+__all__ = [
+    "CANONICAL_MODALITIES",
+    "Case",
+    "LoadedCase",
+    "discover_cases",
+    "load_case",
+    "parse_modalities",
+    "save_like",
+    "atomic_path",
+    "atomic_output_dir",
+]

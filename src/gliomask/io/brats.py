@@ -1,0 +1,223 @@
+"""BraTS case discovery (2018-2021 and 2023+ naming, or a manifest CSV) and validated loading.
+
+Internally gliomask uses the BraTS 2017-2021 label convention: 1 necrotic / non-enhancing core,
+2 oedema, 4 enhancing tumour. BraTS 2023+ label maps (enhancing = 3) are converted on load.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from gliomask.errors import GliomaskError
+from gliomask.io.nifti import AFFINE_ATOL, read_nifti
+
+CANONICAL_MODALITIES = ("t1", "t1ce", "t2", "flair")
+
+# Per naming convention: file suffix of each canonical modality, the seg suffix, the separator
+# and the labels a valid segmentation may hold.
+CONVENTIONS = {
+    "brats2019": {
+        "sep": "_",
+        "suffix": {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"},
+        "labels": (0, 1, 2, 4),
+    },
+    "brats2023": {
+        "sep": "-",
+        "suffix": {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"},
+        "labels": (0, 1, 2, 3),
+    },
+}
+MODALITY_ALIASES = {
+    "t1": "t1", "t1n": "t1", "t1ce": "t1ce", "t1c": "t1ce", "t1gd": "t1ce",
+    "t2": "t2", "t2w": "t2", "flair": "flair", "t2f": "flair",
+}
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def parse_modalities(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """``"flair,t1ce"`` -> ``("flair", "t1ce")``; 2023 names are accepted as aliases."""
+    if spec is None:
+        return CANONICAL_MODALITIES
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        key = item.strip().lower()
+        if key not in MODALITY_ALIASES:
+            raise GliomaskError(f"unknown modality {item!r}; choose from {', '.join(CANONICAL_MODALITIES)}")
+        if MODALITY_ALIASES[key] in out:
+            raise GliomaskError(f"modality {item!r} given twice")
+        out.append(MODALITY_ALIASES[key])
+    if not out:
+        raise GliomaskError("no modality given")
+    return tuple(out)
+
+
+@dataclass
+class Case:
+    """One patient: where its files are and which naming convention they follow."""
+
+    case_id: str
+    images: dict[str, Path]
+    seg: Path | None
+    convention: str = "brats2019"
+    group: str | None = None  # HGG / LGG where the folder says so
+
+    def require(self, modalities: tuple[str, ...]) -> None:
+        for mod in modalities:
+            path = self.images.get(mod)
+            if path is None or not Path(path).is_file():
+                want = path or f"{self.case_id}{CONVENTIONS[self.convention]['sep']}{CONVENTIONS[self.convention]['suffix'][mod]}.nii.gz"
+                raise GliomaskError(f"missing modality {mod} for case {self.case_id}", want)
+
+
+@dataclass
+class LoadedCase:
+    """Voxels of one case. ``images`` FloatTensor-like float32 [C, X, Y, Z] in the requested order;
+    ``seg`` uint8 [X, Y, Z] in the internal (2019) convention, or None."""
+
+    case_id: str
+    modalities: tuple[str, ...]
+    images: np.ndarray
+    seg: np.ndarray | None
+    reference: nib.Nifti1Image = field(repr=False)
+
+    @property
+    def affine(self) -> np.ndarray:
+        return self.reference.affine
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return tuple(float(s) for s in self.reference.header.get_zooms()[:3])
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for suffix in NIFTI_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _case_from_folder(folder: Path) -> Case | None:
+    """A folder is a case when it holds ``<folder name>_<modality>`` or ``-<modality>`` NIfTI files."""
+    case_id = folder.name
+    for name, conv in CONVENTIONS.items():
+        images = {mod: _find_file(folder, f"{case_id}{conv['sep']}{suf}") for mod, suf in conv["suffix"].items()}
+        seg = _find_file(folder, f"{case_id}{conv['sep']}seg")
+        if any(images.values()) or seg is not None:
+            group = folder.parent.name if folder.parent.name in ("HGG", "LGG") else None
+            return Case(case_id, {m: p for m, p in images.items() if p is not None}, seg, name, group)
+    return None
+
+
+def _cases_from_manifest(csv_path: Path) -> list[Case]:
+    try:
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GliomaskError(f"cannot read manifest ({exc})", csv_path) from None
+    if not rows or "case" not in rows[0]:
+        raise GliomaskError("manifest needs a 'case' column and one row per case", csv_path)
+    cases = []
+    for row in rows:
+        images: dict[str, Path] = {}
+        for column, value in row.items():
+            key = (column or "").strip().lower()
+            if key in MODALITY_ALIASES and value:
+                images[MODALITY_ALIASES[key]] = (csv_path.parent / value.strip()).resolve()
+        seg = row.get("seg") or None
+        labels = (row.get("labels") or "brats2019").strip()
+        if labels not in CONVENTIONS:
+            raise GliomaskError(f"unknown label convention {labels!r} for case {row['case']}", csv_path)
+        cases.append(Case(row["case"].strip(), images, (csv_path.parent / seg.strip()).resolve() if seg else None, labels))
+    return cases
+
+
+def discover_cases(root: str | Path) -> list[Case]:
+    """Find cases under ``root``: a BraTS folder (flat, or HGG/ LGG/), one case folder, or a manifest CSV.
+
+    Cases come back sorted by id; duplicated ids are an error.
+    """
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        cases = _cases_from_manifest(root)
+    elif root.is_dir():
+        single = _case_from_folder(root)
+        if single is not None:
+            cases = [single]
+        else:
+            cases = []
+            for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+                if len(folder.relative_to(root).parts) > 3:
+                    continue
+                case = _case_from_folder(folder)
+                if case is not None:
+                    cases.append(case)
+    elif not root.exists():
+        raise GliomaskError("no such file or folder", root)
+    else:
+        raise GliomaskError("expected a BraTS folder, a case folder or a manifest .csv", root)
+    if not cases:
+        raise GliomaskError("no BraTS cases found (expected <case>/<case>_flair.nii.gz or <case>-t2f.nii.gz)", root)
+    ids = [c.case_id for c in cases]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise GliomaskError(f"case ids appear twice: {', '.join(dupes)}", root)
+    return sorted(cases, key=lambda c: c.case_id)
+
+
+def convert_labels(seg: np.ndarray, convention: str, path: Path) -> np.ndarray:
+    """Check a label map against its edition's label set and return it in the internal convention."""
+    if not np.issubdtype(seg.dtype, np.integer):
+        if not np.all(np.isfinite(seg)) or np.any(seg != np.round(seg)):
+            raise GliomaskError("segmentation holds non-integer values", path)
+    allowed = CONVENTIONS[convention]["labels"]
+    present = np.unique(seg).astype(np.int64)
+    bad = [int(v) for v in present if v not in allowed]
+    if bad:
+        raise GliomaskError(
+            f"unknown label(s) {bad} for {convention} naming (allowed {list(allowed)})", path
+        )
+    out = seg.astype(np.uint8)
+    if convention == "brats2023":
+        out[out == 3] = 4
+    return out
+
+
+def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *, with_seg: bool = True) -> LoadedCase:
+    """Load and validate a case: shapes and affines agree, images are finite 3-D, labels are valid."""
+    case.require(modalities)
+    arrays = []
+    reference: nib.Nifti1Image | None = None
+    ref_path: Path | None = None
+    for mod in modalities:
+        path = Path(case.images[mod])
+        img, data = read_nifti(path)
+        if reference is None:
+            reference, ref_path = img, path
+        else:
+            _check_same_grid(img, data.shape, reference, path, ref_path)
+        data = data.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(data)):
+            raise GliomaskError("image holds NaN or infinite values", path)
+        arrays.append(data)
+    seg = None
+    if with_seg and case.seg is not None:
+        img, data = read_nifti(Path(case.seg))
+        _check_same_grid(img, data.shape, reference, Path(case.seg), ref_path)
+        seg = convert_labels(data, case.convention, Path(case.seg))
+    return LoadedCase(case.case_id, tuple(modalities), np.stack(arrays), seg, reference)
+
+
+def _check_same_grid(img, shape, reference, path: Path, ref_path: Path) -> None:
+    if tuple(shape) != tuple(reference.shape[:3]):
+        raise GliomaskError(f"shape {tuple(shape)} differs from {ref_path.name} {tuple(reference.shape[:3])}", path)
+    if not np.allclose(img.affine, reference.affine, atol=AFFINE_ATOL):
+        raise GliomaskError(f"affine differs from {ref_path.name}", path)
+
+

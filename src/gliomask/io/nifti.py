@@ -1,0 +1,88 @@
+"""NIfTI reading with validation, and atomic writing in a reference image's geometry."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import nibabel as nib
+import numpy as np
+
+from gliomask.errors import GliomaskError
+
+AFFINE_ATOL = 1e-3  # mm; BraTS files of one case differ only by float rounding
+
+
+def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """Read a 3-D NIfTI image; returns the image and its voxels as stored (no scaling to float64)."""
+    if not path.is_file():
+        raise GliomaskError("file not found", path)
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for truncated or corrupt files
+        raise GliomaskError(f"cannot read NIfTI ({type(exc).__name__}: {exc})", path) from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise GliomaskError(f"expected a 3-D image, got shape {tuple(data.shape)}", path)
+    return img, data
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffixes); on success it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it is renamed to ``path``.
+
+    ``path`` must not exist yet. On any error the temporary folder is removed, so no half-written
+    output is ever left under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: Path, dtype=np.uint8) -> Path:
+    """Write ``data`` with the reference image's affine, qform, sform and a copy of its header.
+
+    Nothing is reoriented: ``data`` must be in the reference's voxel order. Written atomically.
+    """
+    data = np.asarray(data)
+    if data.shape != reference.shape[:3]:
+        raise GliomaskError(f"shape {data.shape} does not match reference {reference.shape[:3]}", path)
+    header = reference.header.copy()
+    header.set_data_dtype(dtype)
+    header.set_slope_inter(1.0, 0.0)
+    img = nib.Nifti1Image(data.astype(dtype), reference.affine, header=header)
+    ref_hdr = reference.header
+    img.header.set_qform(ref_hdr.get_qform(), code=int(ref_hdr["qform_code"]))
+    img.header.set_sform(ref_hdr.get_sform(), code=int(ref_hdr["sform_code"]))
+    with atomic_path(Path(path)) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
