@@ -1,5 +1,111 @@
 """Sub-commands for training, prediction, evaluation and the demo."""
 
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _cmd_train(args) -> int:
+    from gliomask.engine.train import train
+
+    summary = train(args.data, args.out, fold=None if args.fold < 0 else args.fold, resume=args.resume,
+                    overrides=args.overrides, config_file=args.config, command_line=sys.argv,
+                    progress=not args.quiet)
+    val = summary.get("validation") or {}
+    line = f"trained {summary['epochs_done']} epochs, {summary['steps']} steps in {summary['seconds'] / 60:.1f} min"
+    if val:
+        line += f"; validation Dice WT {val['dice_WT']:.3f} TC {val['dice_TC']:.3f} ET {val['dice_ET']:.3f}"
+    print(f"{line}; checkpoints in {args.out}")
+    return 0
+
 
 def add_commands(sub) -> None:
-    pass
+    p = sub.add_parser("train", help="train Mask R-CNN on a prepared folder (CPU, GPU, or torchrun DDP)")
+    p.add_argument("--data", required=True, type=Path, help="folder written by `gliomask prepare`")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--fold", type=int, default=0, help="validation fold; -1 trains on every case")
+    p.add_argument("--config", type=Path, default=None, help="YAML file of settings")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01 model.backbone=resnet18_fpn")
+    p.set_defaults(func=_cmd_train)
+    add_inference_commands(sub)
+
+
+def _cmd_predict(args) -> int:
+    from gliomask.inference.predict import predict_cases
+
+    results = predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
+                            threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
+                            progress=not args.quiet)
+    for r in results:
+        print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from gliomask.evaluation.evaluate import evaluate_folders, format_table
+
+    rows, summary = evaluate_folders(args.pred, args.gt, args.output, workers=args.workers, progress=not args.quiet)
+    if args.coco is not None:
+        summary["coco"] = coco_for_checkpoint(args.coco, args.fold, args.model, args.device)
+    if args.output is not None:
+        from gliomask.evaluation.evaluate import write_results
+
+        write_results(rows, summary, args.output)
+        if not args.no_report:
+            from gliomask.evaluation.report_run import write_visual_report
+
+            write_visual_report(args.pred, args.gt, args.output, rows, summary)
+    print(format_table(summary))
+    if "coco" in summary:
+        print("COCO " + ", ".join(f"{k} {v:.3f}" for k, v in summary["coco"].items()))
+    if args.output is not None:
+        print(f"per-case metrics, summary.json{'' if args.no_report else ' and index.html'} in {args.output}")
+    return 0
+
+
+def coco_for_checkpoint(prepared_dir, fold, checkpoint, device) -> dict:
+    from gliomask.data.prepare import Prepared
+    from gliomask.errors import GliomaskError
+    from gliomask.evaluation.coco_eval import coco_ap, detector_results
+    from gliomask.inference.predictor import Predictor
+
+    if checkpoint is None:
+        raise GliomaskError("--coco needs -m CHECKPOINT")
+    prepared = Prepared.open(prepared_dir)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    if tuple(prepared.settings["modalities"]) != predictor.modalities or prepared.settings["scheme"] != predictor.scheme:
+        raise GliomaskError("the checkpoint was trained on other modalities or classes than this prepared data", checkpoint)
+    _, val = prepared.split(fold)
+    gt, results = detector_results(predictor.model, prepared, val or prepared.case_ids, device=predictor.device)
+    return coco_ap(gt, results)
+
+
+def add_inference_commands(sub) -> None:
+    p = sub.add_parser("predict", help="label maps, lesion reports and overlays for new cases")
+    p.add_argument("-i", "--input", required=True, type=Path, help="case folder, BraTS folder or manifest .csv")
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint (best.pt)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
+                   help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
+    p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="BraTS metrics of predictions against ground truth")
+    p.add_argument("--pred", required=True, type=Path, help="folder of <case>_seg.nii.gz")
+    p.add_argument("--gt", required=True, type=Path, help="BraTS folder with ground-truth segmentations")
+    p.add_argument("-o", "--output", type=Path, default=None, help="folder for metrics.csv, summary.json, index.html")
+    p.add_argument("--coco", type=Path, default=None, help="prepared folder: also compute slice-level COCO AP")
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("-m", "--model", type=Path, default=None, help="checkpoint for --coco")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-report", action="store_true", help="skip overlays and index.html")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)

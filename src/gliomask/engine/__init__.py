@@ -1,0 +1,1 @@
+"""Training engine: configuration, distributed helpers, checkpoints and the training loop."""

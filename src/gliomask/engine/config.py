@@ -1,0 +1,156 @@
+"""Typed run configuration: dataclasses, a YAML file, and ``section.key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gliomask.errors import GliomaskError
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "mobilenet_v3_fpn"
+    version: str = "v1"
+    norm: str = "batch"
+    box_head_dim: int = 256
+    mask_head_layers: int = 4
+    rpn_pre_nms_top_n_train: int = 600
+    rpn_post_nms_top_n_train: int = 300
+    rpn_pre_nms_top_n_test: int = 300
+    rpn_post_nms_top_n_test: int = 100
+    box_batch_size_per_image: int = 128
+    box_detections_per_img: int = 20
+    weights: typing.Optional[str] = None  # local .pth file, or "coco" to download where online
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    max_minutes: typing.Optional[float] = None  # wall-clock budget; the schedule follows it
+    max_steps_per_epoch: typing.Optional[int] = None  # cap on an epoch's length (quick runs)
+    batch_size: int = 4
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.02  # cosine decays to lr * min_lr_ratio
+    clip_grad_norm: float = 10.0
+    amp: bool = True  # CUDA only; ignored on CPU
+    workers: int = 1
+    negative_share: float = 0.15  # share of tumour-free slices in each epoch
+    augment: bool = True
+    val_every: int = 1
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    tensorboard: bool = False
+    sync_bn: bool = False
+    threads: typing.Optional[int] = None  # CPU threads per process
+
+
+@dataclass
+class InferConfig:
+    mask_threshold: float = 0.5
+    score_thresholds: typing.Optional[typing.List[float]] = None  # per class; chosen on validation
+    default_score_threshold: float = 0.5
+    min_component_voxels: int = 20  # smaller 3-D components of a region are removed
+    batch_size: int = 8
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        cfg = cls()
+        _merge(cfg, data or {}, source, prefix="")
+        return cfg
+
+
+def _coerce(value, tp, key: str, source: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key, source)
+    if isinstance(value, str) and tp is not str:
+        value = yaml.safe_load(value)
+    if origin in (list, typing.List):
+        if not isinstance(value, (list, tuple)):
+            raise GliomaskError(f"{key} must be a list, got {value!r}", source)
+        return [_coerce(v, args[0], key, source) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise GliomaskError(f"{key} must be true or false, got {value!r}", source)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise GliomaskError(f"{key} must be an integer, got {value!r}", source)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise GliomaskError(f"{key} must be a number, got {value!r}", source)
+        return float(value)
+    if tp is str:
+        return str(value)
+    return value
+
+
+def _merge(obj, data: dict, source: str, prefix: str) -> None:
+    if not isinstance(data, dict):
+        raise GliomaskError(f"{prefix or 'config'} must be a mapping", source)
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise GliomaskError(f"unknown config key {full!r} (known: {', '.join(sorted(prefix + n for n in names))})", source)
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, source, prefix=f"{full}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full, source))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> Config:
+    """Defaults, then ``base`` (e.g. a checkpoint's config), then a YAML file, then ``key=value`` overrides."""
+    cfg = Config.from_dict(base or {}, "checkpoint") if base else Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise GliomaskError(f"cannot read config ({exc})", path) from None
+        _merge(cfg, data, str(path), "")
+    for item in overrides or []:
+        if "=" not in item:
+            raise GliomaskError(f"override {item!r} must look like section.key=value")
+        dotted, value = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        nested: dict = {}
+        cursor = nested
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+        _merge(cfg, nested, "command line", "")
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    from gliomask.io.nifti import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

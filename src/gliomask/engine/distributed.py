@@ -1,0 +1,68 @@
+"""torchrun environment, in the manner of torchvision's references/detection/utils.py."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_distributed(device_kind: str) -> tuple[int, int, int]:
+    """Initialise the process group when launched by torchrun. Returns (rank, world_size, local_rank)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1, 0
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device_kind == "cuda" else "gloo"
+        if device_kind == "cuda":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend=backend)
+    return rank, world, local
+
+
+def is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_dist() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_dist() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_dist():
+        dist.barrier()
+
+
+def reduce_dict(values: dict[str, torch.Tensor], average: bool = True) -> dict[str, torch.Tensor]:
+    """All-reduce a dict of scalar tensors so that every rank logs the same figures."""
+    if world_size() < 2:
+        return values
+    with torch.no_grad():
+        names = sorted(values)
+        stacked = torch.stack([values[k].detach().float() for k in names])
+        dist.all_reduce(stacked)
+        if average:
+            stacked /= world_size()
+        return dict(zip(names, stacked))
+
+
+def all_reduce_max(value: float, device) -> float:
+    if world_size() < 2:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def cleanup() -> None:
+    if is_dist():
+        dist.destroy_process_group()

@@ -1,0 +1,315 @@
+"""`gliomask train`: a plain training loop in the manner of torchvision's references/detection.
+
+Runs on CPU, one GPU, or under ``torchrun`` with DDP (NCCL on GPU, gloo on CPU). Rank 0 logs and
+writes checkpoints; every rank sees the same reduced losses and the same stop decision.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torchvision
+
+from gliomask import __version__
+from gliomask.data.dataset import PreparedSlices, collate
+from gliomask.data.prepare import Prepared
+from gliomask.data.transforms import SliceAugment
+from gliomask.engine import distributed as dist_utils
+from gliomask.engine.checkpoint import load_checkpoint, save_checkpoint
+from gliomask.engine.config import Config, load_config, save_config
+from gliomask.engine.sampler import TumourBalancedSampler
+from gliomask.engine.schedule import WarmupCosine
+from gliomask.engine.validate import validate
+from gliomask.errors import GliomaskError
+from gliomask.models.builder import build_maskrcnn
+from gliomask.models.weights import load_weights
+from gliomask.utils import progress_bar, write_json
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GliomaskError(f"device {name} asked for, but CUDA is not available")
+    return torch.device(name)
+
+
+def model_from_config(cfg: Config, num_classes: int, in_channels: int):
+    m = cfg.model
+    return build_maskrcnn(
+        num_classes=num_classes, in_channels=in_channels, backbone=m.backbone, version=m.version, norm=m.norm,
+        box_head_dim=m.box_head_dim, mask_head_layers=m.mask_head_layers,
+        rpn_pre_nms_top_n_train=m.rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=m.rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=m.rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=m.rpn_post_nms_top_n_test,
+        box_batch_size_per_image=m.box_batch_size_per_image, box_detections_per_img=m.box_detections_per_img,
+    )
+
+
+def versions() -> dict:
+    return {"gliomask": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda if torch.cuda.is_available() else None}
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np.random.set_state(("MT19937", state["numpy"]["keys"].numpy().astype(np.uint32), state["numpy"]["pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, thresholds=None, extra=None) -> dict:
+    """What `predict` needs to rebuild the model and preprocess a case exactly as in training."""
+    settings = prepared.settings
+    infer = dict(cfg.to_dict()["infer"])
+    if thresholds is not None:
+        infer["score_thresholds"] = list(thresholds)
+    config = {**cfg.to_dict(), "infer": infer}
+    payload = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config,
+        "classes": list(prepared.classes),
+        "modalities": list(settings["modalities"]),
+        "scheme": settings["scheme"],
+        "label_convention": prepared.meta["label_convention"],
+        "normalization": {"method": "brain_percentile_zscore", "clip_percentiles": list(settings["clip_percentiles"]),
+                          "crop_margin": int(settings["crop_margin"])},
+        "axis": settings["axis"],
+        "versions": versions(),
+    }
+    payload.update(extra or {})
+    return payload
+
+
+class Logger:
+    """JSON lines on rank 0, optionally mirrored to TensorBoard."""
+
+    def __init__(self, run: Path, enabled: bool, tensorboard: bool):
+        self.enabled = enabled
+        self.path = run / "metrics.jsonl"
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise GliomaskError("train.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
+            self.tb = SummaryWriter(str(run / "tensorboard"))
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                    self.tb.add_scalar(f"{record['type']}/{k}", v, record.get("step", 0))
+
+
+def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold: int | None = 0,
+          resume: bool = False, overrides: list[str] | None = None, config_file: str | Path | None = None,
+          command_line: list[str] | None = None, progress: bool = True,
+          epoch_end_hook: Callable[[int], None] | None = None,
+          end_hook: Callable[[torch.nn.Module], None] | None = None) -> dict:
+    """Train a Mask R-CNN on a prepared folder; returns a summary (best score, checkpoint paths).
+
+    The run folder ``out`` gets config.yaml, command.txt, env.json, metrics.jsonl, curves.png,
+    last.pt and best.pt. With ``resume`` the run continues from ``out/last.pt`` exactly (model,
+    optimiser, schedule, AMP scaler, epoch and RNG states).
+    """
+    prepared = Prepared.open(data)
+    out = Path(out)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        cfg = load_config(config_file, overrides, base=ckpt["config"])
+        if cfg.model != load_config(None, None, base=ckpt["config"]).model:
+            raise GliomaskError("cannot change model settings when resuming", out / "last.pt")
+        if list(ckpt["modalities"]) != list(prepared.settings["modalities"]) or ckpt["scheme"] != prepared.settings["scheme"]:
+            raise GliomaskError("checkpoint was trained on other modalities or classes than this prepared data", out / "last.pt")
+        fold = ckpt.get("fold", fold)
+    elif cfg is None:
+        cfg = load_config(config_file, overrides)
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    rank, world, _ = dist_utils.init_distributed(device.type)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    main = rank == 0
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if main and not resume and (out / "last.pt").exists():
+        raise GliomaskError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        (out / "command.txt").write_text(" ".join(command_line or sys.argv) + "\n")
+        write_json(out / "env.json", {**versions(), "world_size": world, "device": str(device),
+                                      "data": str(Path(data).resolve()), "fold": fold})
+    dist_utils.barrier()
+
+    torch.manual_seed(tc.seed + rank)
+    np.random.seed(tc.seed + rank)
+    random.seed(tc.seed + rank)
+
+    train_ids, val_ids = prepared.split(fold)
+    dataset = PreparedSlices(prepared, train_ids, transforms=SliceAugment() if tc.augment else None)
+    if len(dataset) == 0:
+        raise GliomaskError("no training slices in this split", Path(data))
+    sampler = TumourBalancedSampler(dataset.is_negative, negative_share=tc.negative_share, seed=tc.seed,
+                                    rank=rank, world_size=world)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+                                         num_workers=tc.workers, drop_last=len(sampler) >= tc.batch_size,
+                                         persistent_workers=tc.workers > 0)
+    num_classes = len(prepared.classes)
+    in_channels = len(prepared.settings["modalities"])
+    model = model_from_config(cfg, num_classes, in_channels)
+    if cfg.model.weights and ckpt is None:
+        report = load_weights(model, cfg.model.weights)
+        if main:
+            print(f"weights {cfg.model.weights}: {report.summary()}", file=sys.stderr)
+    model.to(device)
+    if world > 1 and tc.sync_bn:
+        if device.type != "cuda":
+            raise GliomaskError("train.sync_bn=true needs CUDA (SyncBatchNorm is CUDA-only)")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    core = model
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        core = model.module
+
+    params = [p for p in core.parameters() if p.requires_grad]
+    if tc.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    elif tc.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    else:
+        raise GliomaskError(f"unknown optimizer {tc.optimizer!r}; choose sgd or adamw")
+    steps_per_epoch = max(len(loader), 1)
+    if tc.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)
+    schedule = WarmupCosine(optimizer, base_lr=tc.lr, warmup_steps=tc.warmup_steps,
+                            total_steps=steps_per_epoch * tc.epochs,
+                            max_seconds=tc.max_minutes * 60 if tc.max_minutes else None, min_ratio=tc.min_lr_ratio)
+    use_amp = tc.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, best_score, elapsed_before = 0, -math.inf, 0.0
+    if ckpt is not None:
+        core.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        best_score = float(ckpt.get("best_score", -math.inf))
+        elapsed_before = schedule.elapsed
+        if main:
+            print(f"resuming {out / 'last.pt'} at epoch {start_epoch}", file=sys.stderr)
+
+    logger = Logger(out, main, tc.tensorboard)
+    t0 = time.monotonic() - elapsed_before
+    budget = tc.max_minutes * 60 if tc.max_minutes else None
+    last_val: dict = {}
+    thresholds = cfg.infer.score_thresholds
+    stop = False
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, tc.epochs):
+        sampler.set_epoch(epoch)
+        model.train()
+        bar = progress_bar(loader, total=steps_per_epoch, desc=f"epoch {epoch}", enabled=progress and main)
+        for step_in_epoch, (images, targets) in enumerate(bar):
+            if step_in_epoch >= steps_per_epoch:
+                break
+            images = [im.to(device, non_blocking=True) for im in images]
+            targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+            lr = schedule.apply()
+            with torch.autocast(device.type, enabled=use_amp):
+                loss_dict = model(images, targets)
+            loss = sum(loss_dict.values())
+            reduced = dist_utils.reduce_dict({k: v.detach() for k, v in loss_dict.items()})
+            loss_value = float(sum(reduced.values()))
+            if not math.isfinite(loss_value):
+                raise GliomaskError(
+                    f"loss is {loss_value} at epoch {epoch}, step {schedule.step_count} "
+                    f"({', '.join(f'{k}={float(v):.3g}' for k, v in reduced.items())}); "
+                    "lower train.lr, raise train.warmup_steps or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if tc.clip_grad_norm:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, tc.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            elapsed = dist_utils.all_reduce_max(time.monotonic() - t0, device) if budget else time.monotonic() - t0
+            schedule.step(elapsed)
+            if main and schedule.step_count % tc.log_every == 0:
+                logger.log({"type": "train", "epoch": epoch, "step": schedule.step_count, "lr": lr,
+                            "loss": loss_value, **{k: float(v) for k, v in reduced.items()}, "seconds": elapsed})
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.4f}")
+            if budget and elapsed >= budget:
+                stop = True
+                break
+        if hasattr(bar, "close"):
+            bar.close()
+        finished = stop or epoch == tc.epochs - 1
+        validated_now = bool(val_ids) and ((epoch + 1) % tc.val_every == 0 or finished)
+        if validated_now:
+            if main:
+                last_val = validate(core, prepared, val_ids, infer_cfg=cfg.infer, device=device, amp=use_amp)
+                thresholds = last_val["thresholds"]
+                logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
+                print(f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
+                      f"ET {last_val['dice_ET']:.3f}", file=sys.stderr)
+            dist_utils.barrier()
+        if main:
+            state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+                     "scaler": scaler.state_dict(), "epoch": epoch, "rng": _rng_state(), "fold": fold,
+                     "best_score": best_score}
+            improved = validated_now and last_val["dice_mean"] > best_score
+            if improved:
+                best_score = last_val["dice_mean"]
+                state["best_score"] = best_score
+            payload = checkpoint_payload(core, cfg, prepared, thresholds=thresholds,
+                                         extra={**state, "validation": last_val})
+            save_checkpoint(payload, out / "last.pt")
+            if improved or not val_ids:
+                save_checkpoint(payload, out / "best.pt")
+        dist_utils.barrier()
+        if epoch_end_hook is not None:
+            epoch_end_hook(epoch)
+        if stop:
+            break
+    summary = {"epochs_done": epoch + 1, "steps": schedule.step_count, "seconds": time.monotonic() - t0,
+               "best_score": best_score if math.isfinite(best_score) else None, "validation": last_val,
+               "best": str(out / "best.pt"), "last": str(out / "last.pt"), "world_size": world}
+    if main:
+        write_json(out / "summary.json", summary)
+        from gliomask.viz.curves import plot_curves
+
+        plot_curves(out / "metrics.jsonl", out / "curves.png")
+    if end_hook is not None:
+        end_hook(core)
+    dist_utils.barrier()
+    return summary

@@ -1,0 +1,1 @@
+"""BraTS metrics (Dice, HD95, sensitivity, specificity), lesion-wise scores and COCO AP."""

@@ -1,0 +1,67 @@
+"""Slice-level COCO AP (bbox and segm) of the detector on a prepared split, via pycocotools."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from gliomask.data.coco import coco_dict, encode_mask
+
+
+def coco_from_dict(data: dict) -> COCO:
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def coco_ap(gt: dict, results: list[dict]) -> dict[str, float]:
+    """AP, AP50, AP75 for bbox and segm. ``results``: COCO result dicts (image_id, category_id,
+    score, bbox xywh, segmentation RLE)."""
+    coco_gt = coco_from_dict(gt)
+    out = {}
+    for iou_type in ("bbox", "segm"):
+        if not results:
+            out.update({f"{iou_type}_AP": 0.0, f"{iou_type}_AP50": 0.0, f"{iou_type}_AP75": 0.0})
+            continue
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_dt = coco_gt.loadRes([dict(r) for r in results])
+            ev = COCOeval(coco_gt, coco_dt, iou_type)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        out[f"{iou_type}_AP"] = float(ev.stats[0])
+        out[f"{iou_type}_AP50"] = float(ev.stats[1])
+        out[f"{iou_type}_AP75"] = float(ev.stats[2])
+    return out
+
+
+@torch.no_grad()
+def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batch_size: int = 8,
+                     mask_threshold: float = 0.5) -> tuple[dict, list[dict]]:
+    """Run the detector on the kept slices of ``case_ids``; returns (COCO GT dict, COCO results)."""
+    gt = coco_dict(prepared, case_ids)
+    model.eval()
+    results = []
+    by_case: dict[str, list[dict]] = {}
+    for image in gt["images"]:
+        by_case.setdefault(image["case"], []).append(image)
+    for cid, images in by_case.items():
+        volume, _ = prepared.arrays(cid)
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            batch = [torch.from_numpy(np.asarray(volume[im["slice"]], dtype=np.float32)).to(device) for im in chunk]
+            for im, pred in zip(chunk, model(batch)):
+                for box, score, label, mask in zip(pred["boxes"].cpu().numpy(), pred["scores"].cpu().numpy(),
+                                                   pred["labels"].cpu().numpy(), pred["masks"][:, 0].cpu().numpy()):
+                    x1, y1, x2, y2 = box.tolist()
+                    results.append({"image_id": im["id"], "category_id": int(label), "score": float(score),
+                                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                    "segmentation": encode_mask(mask >= mask_threshold)})
+    return gt, results

@@ -1,0 +1,113 @@
+"""`gliomask evaluate`: BraTS metrics of predicted label maps against ground truth, per case and region."""
+
+from __future__ import annotations
+
+import csv
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from gliomask.errors import GliomaskError
+from gliomask.evaluation.lesionwise import lesionwise
+from gliomask.evaluation.metrics import region_metrics
+from gliomask.inference.regions import REGION_NAMES, regions_from_labels
+from gliomask.io.brats import Case, convert_labels, discover_cases
+from gliomask.io.nifti import AFFINE_ATOL, atomic_path, read_nifti
+from gliomask.utils import progress_bar, write_json
+
+METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")
+
+
+def find_prediction(pred_dir: Path, case_id: str) -> Path:
+    for name in (f"{case_id}_seg.nii.gz", f"{case_id}-seg.nii.gz", f"{case_id}.nii.gz", f"{case_id}_seg.nii", f"{case_id}.nii"):
+        if (pred_dir / name).is_file():
+            return pred_dir / name
+    raise GliomaskError(f"no prediction for case {case_id} (expected {case_id}_seg.nii.gz)", pred_dir)
+
+
+def evaluate_case(pred_path: Path, case: Case) -> dict:
+    """All metrics of one case. The prediction uses the same label convention as its ground truth."""
+    ref_img, ref = read_nifti(Path(case.seg))
+    pred_img, pred = read_nifti(pred_path)
+    if pred.shape != ref.shape:
+        raise GliomaskError(f"shape {pred.shape} differs from ground truth {Path(case.seg).name} {ref.shape}", pred_path)
+    if not np.allclose(pred_img.affine, ref_img.affine, atol=AFFINE_ATOL):
+        raise GliomaskError(f"affine differs from ground truth {Path(case.seg).name}", pred_path)
+    ref = convert_labels(ref, case.convention, Path(case.seg))
+    pred = convert_labels(pred, case.convention, pred_path)
+    spacing = tuple(float(s) for s in ref_img.header.get_zooms()[:3])
+    p, r = regions_from_labels(pred), regions_from_labels(ref)
+    row = {"case": case.case_id}
+    row.update(region_metrics(p, r, spacing))
+    for name, pr, rr in zip(REGION_NAMES, p, r):
+        for k, v in lesionwise(pr, rr, spacing).items():
+            row[f"{k}_{name}"] = v
+    return row
+
+
+def _evaluate_job(args):
+    return evaluate_case(*args)
+
+
+def summarise(rows: list[dict]) -> dict:
+    summary = {"cases": len(rows)}
+    for key in rows[0]:
+        if key == "case":
+            continue
+        values = np.array([row[key] for row in rows], dtype=float)
+        summary[key] = {"mean": float(values.mean()), "std": float(values.std()), "median": float(np.median(values)),
+                        "q25": float(np.percentile(values, 25)), "q75": float(np.percentile(values, 75))}
+    for name in REGION_NAMES:
+        tp = sum(r[f"tp_{name}"] for r in rows)
+        fn = sum(r[f"fn_{name}"] for r in rows)
+        fp = sum(r[f"fp_{name}"] for r in rows)
+        summary[f"lesion_sensitivity_{name}"] = tp / (tp + fn) if tp + fn else 1.0
+        summary[f"fp_per_case_{name}"] = fp / len(rows)
+    return summary
+
+
+def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | None = None, *,
+                     workers: int = 1, progress: bool = True) -> tuple[list[dict], dict]:
+    """Score every ground-truth case under ``gt`` against ``pred_dir/<case>_seg.nii.gz``.
+
+    Every case must have a prediction. Writes ``metrics.csv`` and ``summary.json`` to ``out_dir``.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise GliomaskError("prediction folder not found", pred_dir)
+    cases = [c for c in discover_cases(gt) if c.seg is not None]
+    if not cases:
+        raise GliomaskError("no ground-truth segmentations found", gt)
+    jobs = [(find_prediction(pred_dir, c.case_id), c) for c in cases]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            rows = list(progress_bar(pool.map(_evaluate_job, jobs), total=len(jobs), desc="evaluate", enabled=progress))
+    else:
+        rows = [_evaluate_job(j) for j in progress_bar(jobs, desc="evaluate", enabled=progress)]
+    summary = summarise(rows)
+    if out_dir is not None:
+        write_results(rows, summary, Path(out_dir))
+    return rows, summary
+
+
+def write_results(rows: list[dict], summary: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "metrics.csv") as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    write_json(out_dir / "summary.json", summary)
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table of the headline figures."""
+    lines = [f"{'region':<8}{'Dice':>8}{'HD95 mm':>10}{'Sens':>8}{'Spec':>8}{'lesion Dice':>13}{'lesion sens':>13}{'FP/case':>9}"]
+    for name in REGION_NAMES:
+        lines.append(
+            f"{name:<8}{summary[f'dice_{name}']['mean']:>8.3f}{summary[f'hd95_{name}']['mean']:>10.2f}"
+            f"{summary[f'sensitivity_{name}']['mean']:>8.3f}{summary[f'specificity_{name}']['mean']:>8.4f}"
+            f"{summary[f'lesion_dice_{name}']['mean']:>13.3f}{summary[f'lesion_sensitivity_{name}']:>13.3f}"
+            f"{summary[f'fp_per_case_{name}']:>9.2f}")
+    return "\n".join(lines)

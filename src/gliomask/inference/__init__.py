@@ -1,0 +1,1 @@
+"""From a trained detector to 3-D label maps and lesion reports."""

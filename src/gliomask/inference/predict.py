@@ -1,0 +1,60 @@
+"""`gliomask predict`: label maps, lesion reports and overlays for a case, a folder or a manifest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from gliomask.errors import GliomaskError
+from gliomask.inference.lesions import write_lesion_report
+from gliomask.inference.predictor import Predictor
+from gliomask.inference.regions import to_convention
+from gliomask.io.brats import discover_cases
+from gliomask.io.nifti import save_like
+from gliomask.utils import progress_bar
+
+
+def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "cpu",
+                  tta: bool = False, threads: int | None = None, convention: str = "brats2019",
+                  overlays: bool = True, progress: bool = True) -> list[dict]:
+    """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
+
+    Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
+    ``<case>_lesions.json`` / ``.csv`` and ``<case>_overlay.png``. Every file is written atomically.
+    Under torchrun, cases are sharded across processes by rank.
+    """
+    if convention not in ("brats2019", "brats2023"):
+        raise GliomaskError(f"unknown label convention {convention!r}; choose brats2019 or brats2023")
+    if threads:
+        torch.set_num_threads(threads)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta)
+    cases = discover_cases(inputs)
+    for case in cases:  # every case must be usable before any output is written
+        missing = [m for m in predictor.modalities if m not in case.images]
+        if missing:
+            raise GliomaskError(f"the checkpoint needs modalities {', '.join(predictor.modalities)}; "
+                                f"case {case.case_id} lacks {', '.join(missing)}",
+                                Path(next(iter(case.images.values()))).parent if case.images else inputs)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    cases = cases[rank::world]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for case in progress_bar(cases, desc="predict", enabled=progress):
+        loaded = predictor.load(case)
+        pred = predictor.predict_case(loaded)
+        seg_path = out / f"{case.case_id}_seg.nii.gz"
+        save_like(to_convention(pred.labels, convention), loaded.reference, seg_path)
+        write_lesion_report(pred.lesions, out / f"{case.case_id}_lesions.json", out / f"{case.case_id}_lesions.csv",
+                            case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": convention,
+                                                         "spacing_mm": list(loaded.spacing)})
+        if overlays:
+            from gliomask.viz.overlay import save_overlay
+
+            images = {m: loaded.images[i] for i, m in enumerate(loaded.modalities)}
+            save_overlay(images, out / f"{case.case_id}_overlay.png", pred=pred.labels, title=f"{case.case_id}: prediction")
+        results.append({"case": case.case_id, "seg": str(seg_path), "lesions": len(pred.lesions),
+                        "volume_ml": sum(les["volume_ml"] for les in pred.lesions)})
+    return results

@@ -1,0 +1,127 @@
+"""`Predictor`: a checkpoint in, BraTS label maps and lesion lists out, with or without files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gliomask.data.normalize import brain_crop, brain_mask, normalize_case
+from gliomask.data.prepare import AXES
+from gliomask.engine.checkpoint import load_checkpoint
+from gliomask.engine.config import load_config
+from gliomask.errors import GliomaskError
+from gliomask.inference.core import SliceDetections, compose_regions, detect_volume
+from gliomask.inference.lesions import lesion_report
+from gliomask.inference.regions import enforce_hierarchy, labels_from_regions
+from gliomask.io.brats import Case, LoadedCase, load_case
+
+
+@dataclass
+class Prediction:
+    """``labels`` UInt8 [X, Y, Z] internal convention (0/1/2/4); ``regions`` Bool [3, X, Y, Z] WT, TC, ET;
+    ``scores`` Float32 [X, Y, Z] highest detection score per voxel; ``lesions`` per-lesion dicts."""
+
+    labels: np.ndarray
+    regions: np.ndarray = field(repr=False)
+    scores: np.ndarray = field(repr=False)
+    lesions: list[dict]
+
+
+class Predictor:
+    """Rebuilds the trained model from a checkpoint alone and predicts whole cases."""
+
+    def __init__(self, checkpoint: dict, *, device: str = "cpu", tta: bool = False, source: str = "checkpoint"):
+        from gliomask.engine.train import model_from_config, resolve_device
+
+        self.meta = checkpoint
+        self.cfg = load_config(base=checkpoint["config"])
+        self.classes = list(checkpoint["classes"])
+        self.modalities = tuple(checkpoint["modalities"])
+        self.scheme = checkpoint["scheme"]
+        self.axis = AXES[checkpoint["axis"]]
+        self.norm = checkpoint["normalization"]
+        self.device = resolve_device(device)
+        self.tta = tta
+        self.thresholds = self.cfg.infer.score_thresholds or [self.cfg.infer.default_score_threshold] * len(self.classes)
+        self.model = model_from_config(self.cfg, len(self.classes), len(self.modalities))
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+        except RuntimeError as exc:
+            raise GliomaskError(f"weights do not fit the checkpoint's own config ({str(exc).splitlines()[0]})", source) from None
+        self.model.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", tta: bool = False) -> "Predictor":
+        return cls(load_checkpoint(path), device=device, tta=tta, source=str(path))
+
+    def load(self, case: Case) -> LoadedCase:
+        missing = [m for m in self.modalities if m not in case.images]
+        if missing:
+            raise GliomaskError(
+                f"the checkpoint needs modalities {', '.join(self.modalities)}; case {case.case_id} lacks {', '.join(missing)}",
+                Path(next(iter(case.images.values()))).parent if case.images else case.case_id)
+        return load_case(case, self.modalities, with_seg=False)
+
+    def detect(self, images: np.ndarray):
+        """Float32 [C, X, Y, Z] raw intensities -> (detections per TTA pass, crop, slice grid shape)."""
+        if images.ndim != 4 or images.shape[0] != len(self.modalities):
+            raise GliomaskError(f"expected images [C={len(self.modalities)}, X, Y, Z] "
+                                f"({', '.join(self.modalities)}), got shape {tuple(images.shape)}")
+        if not np.all(np.isfinite(images)):
+            raise GliomaskError("images hold NaN or infinite values")
+        mask = brain_mask(images)
+        crop = brain_crop(mask, self.norm["crop_margin"])
+        box = tuple(slice(lo, hi) for lo, hi in crop)
+        norm = normalize_case(images[(slice(None), *box)], mask[box], tuple(self.norm["clip_percentiles"]))
+        volume = np.ascontiguousarray(np.moveaxis(norm, self.axis + 1, 0))  # [S, C, H, W]
+        passes = detect_volume(self.model, volume, batch_size=self.cfg.infer.batch_size, device=self.device,
+                               tta=self.tta, amp=self.device.type == "cuda" and self.cfg.train.amp)
+        return passes, box, (volume.shape[0], *volume.shape[2:])
+
+    def predict_case(self, images, affine: np.ndarray | None = None, spacing=None) -> Prediction:
+        """Predict one case.
+
+        Args:
+            images: a ``Case`` (files), a ``LoadedCase``, a dict {modality: Float [X, Y, Z]}, or
+                Float [C, X, Y, Z] in the checkpoint's modality order.
+            affine: the voxel-to-mm matrix (from the files when given a case), for the lesion report.
+        """
+        if isinstance(images, Case):
+            images = self.load(images)
+        if isinstance(images, LoadedCase):
+            affine, spacing = images.affine, images.spacing
+            images = images.images
+        elif isinstance(images, dict):
+            missing = [m for m in self.modalities if m not in images]
+            if missing:
+                raise GliomaskError(f"the checkpoint needs modalities {', '.join(self.modalities)}; missing {', '.join(missing)}")
+            images = np.stack([np.asarray(images[m], dtype=np.float32) for m in self.modalities])
+        images = np.asarray(images, dtype=np.float32)
+        affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
+        spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
+        passes, box, grid = self.detect(images)
+        regions_crop = compose_regions(passes, grid, self.scheme, self.thresholds, self.cfg.infer.mask_threshold)
+        regions_crop = np.moveaxis(regions_crop, 1, self.axis + 1)
+        regions_crop = enforce_hierarchy(regions_crop, self.cfg.infer.min_component_voxels)
+        regions = np.zeros((3, *images.shape[1:]), dtype=bool)
+        regions[(slice(None), *box)] = regions_crop
+        scores = np.zeros(images.shape[1:], dtype=np.float32)
+        scores[box] = np.moveaxis(score_volume(passes, grid, self.thresholds, self.cfg.infer.mask_threshold), 0, self.axis)
+        labels = labels_from_regions(regions)
+        scores[labels == 0] = 0
+        lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis)
+        return Prediction(labels, regions, scores, lesions)
+
+
+def score_volume(passes: list[list[SliceDetections]], grid, thresholds, mask_threshold: float) -> np.ndarray:
+    """Float32 [S, H, W]: the highest score of a kept detection whose mask covers each pixel."""
+    out = np.zeros(grid, dtype=np.float32)
+    for dets in passes:
+        for s, d in enumerate(dets):
+            for score, label, mask in zip(d.scores, d.labels, d.masks):
+                if score >= thresholds[int(label) - 1]:
+                    np.maximum(out[s], np.where(mask >= mask_threshold, score, 0), out=out[s])
+    return out

@@ -1,0 +1,75 @@
+"""BraTS regions, label maps and the hierarchy ET ⊆ TC ⊆ WT."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from gliomask.data.instances import CLASS_SCHEMES
+
+REGIONS = (("WT", (1, 2, 4)), ("TC", (1, 4)), ("ET", (4,)))
+REGION_NAMES = tuple(name for name, _ in REGIONS)
+STRUCTURE_3D = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as BraTS lesion-wise scoring
+
+
+def regions_from_labels(seg: np.ndarray) -> np.ndarray:
+    """UInt8 label map (internal 0/1/2/4) -> Bool [3, ...] for WT, TC, ET."""
+    return np.stack([np.isin(seg, values) for _, values in REGIONS])
+
+
+def class_to_regions(scheme: str) -> list[list[int]]:
+    """For each class of ``scheme``: the region indices it belongs to (its labels ⊆ the region's)."""
+    out = []
+    for _, labels in CLASS_SCHEMES[scheme]:
+        out.append([r for r, (_, values) in enumerate(REGIONS) if set(labels) <= set(values)])
+    return out
+
+
+def class_score_region(scheme: str) -> list[int]:
+    """The smallest region holding each class: where that class's threshold is judged."""
+    return [max(regions) for regions in class_to_regions(scheme)]
+
+
+def enforce_hierarchy(regions: np.ndarray, min_voxels: int = 0) -> np.ndarray:
+    """Clean and nest Bool [3, ...] WT, TC, ET maps.
+
+    3-D components of WT smaller than ``min_voxels`` are removed, then TC ⊆ WT and ET ⊆ TC by
+    intersection. ET components smaller than ``min_voxels`` are relabelled as core (they stay in TC):
+    one false-positive ET voxel in a case without ET turns its Dice from 1 into 0.
+    """
+    wt, tc, et = (np.asarray(r, dtype=bool) for r in regions)
+    wt = remove_small(wt, min_voxels)
+    tc = remove_small(tc & wt, min_voxels)
+    et = remove_small(et & tc, min_voxels)
+    return np.stack([wt, tc, et])
+
+
+def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    if min_voxels <= 1 or not mask.any():
+        return mask
+    components, count = ndimage.label(mask, structure=STRUCTURE_3D)
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[components]
+
+
+def labels_from_regions(regions: np.ndarray) -> np.ndarray:
+    """Bool [3, ...] nested regions -> UInt8 label map: 2 oedema, 1 core, 4 enhancing."""
+    wt, tc, et = regions
+    seg = np.zeros(wt.shape, dtype=np.uint8)
+    seg[wt] = 2
+    seg[tc] = 1
+    seg[et] = 4
+    return seg
+
+
+def to_convention(seg: np.ndarray, convention: str) -> np.ndarray:
+    """Internal labels -> ``brats2019`` (0/1/2/4) or ``brats2023`` (0/1/2/3)."""
+    if convention == "brats2019":
+        return seg
+    if convention == "brats2023":
+        out = seg.copy()
+        out[out == 4] = 3
+        return out
+    raise ValueError(convention)

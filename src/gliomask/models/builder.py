@@ -1,0 +1,138 @@
+"""torchvision Mask R-CNN sized for brain tumours in 1 mm MRI slices with N input channels."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+from torchvision.models import mobilenet_v3_large
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops.misc import FrozenBatchNorm2d
+from torchvision.models import resnet18, resnet34, resnet50
+
+from gliomask.errors import GliomaskError
+
+BACKBONES = ("resnet50_fpn", "resnet34_fpn", "resnet18_fpn", "mobilenet_v3_fpn")
+_RESNETS = {"resnet18_fpn": resnet18, "resnet34_fpn": resnet34, "resnet50_fpn": resnet50}
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+class NativeSizeTransform(GeneralizedRCNNTransform):
+    """Normalise and batch, but never resize: slices keep their native 1 mm grid.
+
+    torchvision would upscale a 240 px slice to 800 px, which costs seconds per slice on a CPU and
+    adds nothing at 1 mm. Boxes and masks therefore come back in input pixel coordinates.
+    """
+
+    def resize(self, image, target=None):
+        return image, target
+
+
+def _norm_layer(norm: str):
+    if norm == "batch":
+        return nn.BatchNorm2d
+    if norm == "frozen":  # only sensible with loaded weights: an identity at random init
+        return FrozenBatchNorm2d
+    raise GliomaskError(f"unknown norm {norm!r}; choose batch or frozen")
+
+
+def _replace_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                     bias=conv.bias is not None)
+
+
+def build_maskrcnn(
+    *,
+    num_classes: int,
+    in_channels: int,
+    backbone: str = "mobilenet_v3_fpn",
+    version: str = "v1",
+    norm: str = "batch",
+    box_head_dim: int = 256,
+    mask_head_layers: int = 4,
+    rpn_pre_nms_top_n_train: int = 600,
+    rpn_post_nms_top_n_train: int = 300,
+    rpn_pre_nms_top_n_test: int = 300,
+    rpn_post_nms_top_n_test: int = 100,
+    box_batch_size_per_image: int = 128,
+    box_detections_per_img: int = 20,
+    box_score_thresh: float = 0.05,
+) -> MaskRCNN:
+    """Build a torchvision Mask R-CNN for ``in_channels``-channel slices.
+
+    Args:
+        num_classes: foreground classes (background is added).
+        in_channels: MRI modalities stacked as channels.
+        backbone: one of ``BACKBONES``. ``mobilenet_v3_fpn`` is the light CPU default.
+        version: ``"v1"`` (Mask R-CNN) or ``"v2"`` (Li et al. 2021 heads: conv box head, normalised
+            mask head, 2-conv RPN), ResNet backbones only.
+        norm: ``"batch"`` (train from scratch) or ``"frozen"`` (with loaded weights).
+    Inputs are already z-scored per modality, so ``image_mean`` is 0 and ``image_std`` 1, and slices
+    are not resized. Anchors span 8 to 128 px (8 mm to 12.8 cm at 1 mm).
+
+    The model takes ``list[FloatTensor[C, H, W]]`` and, in training, targets with
+    ``boxes FloatTensor[N, 4] xyxy``, ``labels Int64Tensor[N]``, ``masks UInt8Tensor[N, H, W]``; in eval
+    it returns per image ``boxes``, ``labels``, ``scores FloatTensor[N]`` and ``masks FloatTensor[N, 1, H, W]``.
+    """
+    norm_layer = _norm_layer(norm)
+    if backbone in _RESNETS:
+        net = _RESNETS[backbone](weights=None, norm_layer=norm_layer)
+        net.conv1 = _replace_first_conv(net.conv1, in_channels)
+        body = _resnet_fpn_extractor(net, 5, norm_layer=nn.BatchNorm2d if version == "v2" else None)
+        sizes = ((8,), (16,), (32,), (64,), (128,))
+    elif backbone == "mobilenet_v3_fpn":
+        if version != "v1":
+            raise GliomaskError("version v2 needs a ResNet backbone")
+        net = mobilenet_v3_large(weights=None, norm_layer=norm_layer)
+        first = net.features[0][0]
+        net.features[0][0] = _replace_first_conv(first, in_channels)
+        # Three strided stages (strides 8, 16, 32) plus the pooled level: small lesions need stride 8.
+        body = _mobilenet_extractor(net, True, 6, returned_layers=[3, 4, 5])
+        sizes = ((8, 16), (24, 32), (48, 64), (96, 128))
+    else:
+        raise GliomaskError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+    if version not in ("v1", "v2"):
+        raise GliomaskError(f"unknown version {version!r}; choose v1 or v2")
+
+    anchors = AnchorGenerator(sizes, (ASPECT_RATIOS,) * len(sizes))
+    channels = body.out_channels
+    if version == "v2":
+        rpn_head = RPNHead(channels, anchors.num_anchors_per_location()[0], conv_depth=2)
+        box_head = FastRCNNConvFCHead((channels, 7, 7), [256] * 4, [box_head_dim], norm_layer=nn.BatchNorm2d)
+        mask_head = MaskRCNNHeads(channels, [256] * mask_head_layers, 1, norm_layer=nn.BatchNorm2d)
+    else:
+        rpn_head = RPNHead(channels, anchors.num_anchors_per_location()[0])
+        box_head = TwoMLPHead(channels * 7 * 7, box_head_dim)
+        mask_head = MaskRCNNHeads(channels, [256] * mask_head_layers, 1)
+    model = MaskRCNN(
+        body,
+        num_classes=num_classes + 1,
+        rpn_anchor_generator=anchors,
+        rpn_head=rpn_head,
+        box_head=box_head,
+        box_predictor=None,
+        mask_head=mask_head,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+        rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+        box_batch_size_per_image=box_batch_size_per_image,
+        box_detections_per_img=box_detections_per_img,
+        box_score_thresh=box_score_thresh,
+    )
+    # Box predictor sized to the head's output; the MaskRCNN default assumes 1024.
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+    model.roi_heads.box_predictor = FastRCNNPredictor(box_head_dim, num_classes + 1)
+    model.transform = NativeSizeTransform(
+        min_size=240, max_size=240, image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels
+    )
+    model.in_channels = in_channels
+    return model

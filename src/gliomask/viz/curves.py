@@ -1,0 +1,45 @@
+"""Loss and validation curves of a run, as one PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(metrics_jsonl: Path, out_png: Path) -> Path | None:
+    path = Path(metrics_jsonl)
+    if not path.is_file():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if r["type"] == "train"]
+    val = [r for r in records if r["type"] == "val"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    if train:
+        steps = [r["step"] for r in train]
+        axes[0].plot(steps, [r["loss"] for r in train], label="total", color="black")
+        for key in sorted(k for k in train[0] if k.startswith("loss_")):
+            axes[0].plot(steps, [r[key] for r in train], label=key[5:], alpha=0.7)
+        axes[0].set_yscale("log")
+        axes[0].set_xlabel("step")
+        axes[0].set_title("training loss")
+        axes[0].legend(fontsize=7)
+    for name in ("WT", "TC", "ET"):
+        if val:
+            axes[1].plot([r["step"] for r in val], [r[f"dice_{name}"] for r in val], marker="o", label=name)
+    axes[1].set_ylim(0, 1)
+    axes[1].set_xlabel("step")
+    axes[1].set_title("validation Dice (volumes)")
+    if val:
+        axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out_png)
+    return out_png

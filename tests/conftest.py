@@ -1,0 +1,63 @@
+"""Shared fixtures: synthetic BraTS cases written to disk once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+from gliomask.data.prepare import PrepareSettings, prepare  # noqa: E402
+from gliomask.data.synth import BRATS_AFFINE, synthesize  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def brats2019(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("brats") / "MICCAI_BraTS_2019_Data_Training"
+    synthesize(root, cases=5, seed=3, edition="2019", workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def brats2023(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("brats23") / "BraTS2023_GLI"
+    synthesize(root, cases=2, seed=3, edition="2023", workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared(brats2019, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prep") / "prepared"
+    prepare(brats2019, out, PrepareSettings(folds=5, negative_fraction=0.2), workers=2, progress=False)
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m gliomask`` as a user would and capture its output."""
+    return subprocess.run([sys.executable, "-m", "gliomask", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=900)
+
+
+def write_small_case(folder: Path, case_id: str, *, shape=(40, 40, 24), affine=None, seed: int = 0,
+                     sep: str = "_", names=("t1", "t1ce", "t2", "flair"), seg_labels=(0, 1, 2, 4)) -> Path:
+    """A tiny, valid BraTS-named case for fast error-path tests."""
+    rng = np.random.default_rng(seed)
+    affine = BRATS_AFFINE if affine is None else affine
+    folder = Path(folder) / case_id
+    folder.mkdir(parents=True, exist_ok=True)
+    brain = np.zeros(shape, bool)
+    brain[5:-5, 5:-5, 3:-3] = True
+    for name in names:
+        data = np.where(brain, rng.integers(100, 1000, shape), 0).astype(np.int16)
+        nib.save(nib.Nifti1Image(data, affine), str(folder / f"{case_id}{sep}{name}.nii.gz"))
+    seg = np.zeros(shape, np.uint8)
+    seg[15:25, 15:25, 8:14] = seg_labels[2]
+    seg[18:22, 18:22, 10:12] = seg_labels[-1]
+    nib.save(nib.Nifti1Image(seg, affine), str(folder / f"{case_id}{sep}seg.nii.gz"))
+    return folder

@@ -1,0 +1,148 @@
+"""The detector for N-channel MRI, weight files, configs and safe checkpoint loading."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+import torchvision
+
+from gliomask.engine.checkpoint import load_checkpoint, save_checkpoint
+from gliomask.engine.config import Config, load_config, save_config
+from gliomask.errors import GliomaskError
+from gliomask.models import build_maskrcnn, inflate_conv_weight, load_weights
+
+
+def _targets(h, w, n):
+    masks = torch.zeros(n, h, w, dtype=torch.uint8)
+    boxes = []
+    for i in range(n):
+        y, x = 10 + 20 * i, 12 + 15 * i
+        masks[i, y:y + 16, x:x + 20] = 1
+        boxes.append([x, y, x + 20, y + 16])
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.arange(1, n + 1, dtype=torch.int64).clamp(max=3), "masks": masks}
+
+
+@pytest.mark.parametrize("channels,backbone", [(4, "mobilenet_v3_fpn"), (2, "resnet18_fpn"), (4, "resnet18_fpn")])
+def test_forward_backward_with_and_without_targets(channels, backbone):
+    torch.manual_seed(0)
+    model = build_maskrcnn(num_classes=3, in_channels=channels, backbone=backbone)
+    model.train()
+    images = [torch.randn(channels, 96, 112), torch.randn(channels, 96, 112)]
+    targets = [_targets(96, 112, 2), _targets(96, 112, 0)]  # second slice has no tumour
+    losses = model(images, targets)
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    first = next(p for p in model.parameters() if p.ndim == 4)
+    assert first.shape[1] == channels and first.grad is not None and first.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        out = model([torch.randn(channels, 96, 112)])[0]
+    n = len(out["scores"])
+    assert out["boxes"].shape == (n, 4) and out["masks"].shape == (n, 1, 96, 112)  # native size, no resize
+    assert n <= 20
+
+
+def test_resnet50_v2_builds_and_runs():
+    model = build_maskrcnn(num_classes=3, in_channels=4, backbone="resnet50_fpn", version="v2")
+    model.train()
+    losses = model([torch.randn(4, 64, 64)] * 2, [_targets(64, 64, 1)] * 2)
+    assert torch.isfinite(sum(losses.values()))
+
+
+def test_coco_state_dict_loads_with_inflation(tmp_path):
+    torch.manual_seed(1)
+    reference = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91)
+    path = tmp_path / "maskrcnn_resnet50_fpn_coco.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_maskrcnn(num_classes=3, in_channels=4, backbone="resnet50_fpn", box_head_dim=1024)
+    report = load_weights(model, path)
+    rgb = reference.state_dict()["backbone.body.conv1.weight"]
+    expected = rgb.mean(dim=1, keepdim=True).repeat(1, 4, 1, 1) * 3 / 4
+    assert torch.equal(model.backbone.body.conv1.weight.detach(), expected)
+    assert torch.equal(inflate_conv_weight(rgb, 4), expected)
+    assert report.inflated == ["backbone.body.conv1.weight"]
+    assert set(report.skipped) == {"roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias",
+                                   "roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.bias",
+                                   "roi_heads.mask_predictor.mask_fcn_logits.weight",
+                                   "roi_heads.mask_predictor.mask_fcn_logits.bias"}
+    own = model.state_dict()
+    for key in report.loaded:
+        if key not in report.inflated:
+            assert torch.equal(own[key], reference.state_dict()[key].to(own[key].dtype)), key
+    assert "roi_heads.box_head.fc6.weight" in report.loaded
+    assert "loaded" in report.summary() and "re-initialised" in report.summary()
+
+
+def test_imagenet_backbone_file_loads(tmp_path):
+    net = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(net.state_dict(), path)
+    model = build_maskrcnn(num_classes=3, in_channels=2, backbone="resnet18_fpn")
+    report = load_weights(model, path)
+    assert report.inflated == ["backbone.body.conv1.weight"]
+    assert torch.equal(model.backbone.body.layer1[0].conv1.weight, net.layer1[0].conv1.weight)
+    assert not any(k.startswith("fc") for k in report.loaded)
+    assert any(k.startswith("roi_heads") for k in report.missing)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    path = tmp_path / "junk.pth"
+    torch.save({"foo.weight": torch.zeros(3)}, path)
+    model = build_maskrcnn(num_classes=1, in_channels=4)
+    with pytest.raises(GliomaskError, match="no tensor in the file matches"):
+        load_weights(model, path)
+
+
+def test_config_round_trip_overrides_and_unknown_keys(tmp_path):
+    cfg = load_config(None, ["train.lr=0.005", "model.backbone=resnet18_fpn", "train.max_minutes=3",
+                             "infer.score_thresholds=[0.3, 0.4, 0.5]", "train.amp=false"])
+    assert cfg.train.lr == 0.005 and cfg.model.backbone == "resnet18_fpn" and cfg.train.max_minutes == 3.0
+    assert cfg.infer.score_thresholds == [0.3, 0.4, 0.5] and cfg.train.amp is False
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(GliomaskError, match="unknown config key 'train.lrr'"):
+        load_config(None, ["train.lrr=1"])
+    (tmp_path / "bad.yaml").write_text("model:\n  depth: 3\n")
+    with pytest.raises(GliomaskError, match="unknown config key 'model.depth'"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(GliomaskError, match="must be an integer"):
+        load_config(None, ["train.epochs=many"])
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this ran while unpickling",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"format": 1, "model": _RunsCode()}, fh)
+    with pytest.raises(GliomaskError, match="refused"):
+        load_checkpoint(path)
+    evil_zip = tmp_path / "evil_zip.pt"
+    torch.save({"format": 1, "payload": _RunsCode()}, evil_zip)
+    with pytest.raises(GliomaskError, match="refused"):
+        load_checkpoint(evil_zip)
+
+
+def test_checkpoint_round_trip_and_incomplete_file(tmp_path):
+    model = build_maskrcnn(num_classes=3, in_channels=4)
+    payload = {"model": model.state_dict(), "config": Config().to_dict(), "classes": ["WT", "TC", "ET"],
+               "modalities": ["t1", "t1ce", "t2", "flair"], "scheme": "regions", "label_convention": "brats2019",
+               "normalization": {"clip_percentiles": [0.5, 99.5], "crop_margin": 2}, "axis": "axial"}
+    save_checkpoint(payload, tmp_path / "ok.pt")
+    back = load_checkpoint(tmp_path / "ok.pt")
+    assert back["classes"] == ["WT", "TC", "ET"]
+    torch.save({"format": 1, "model": {}}, tmp_path / "partial.pt")
+    with pytest.raises(GliomaskError, match="lacks"):
+        load_checkpoint(tmp_path / "partial.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(GliomaskError, match="unreadable|refused"):
+        load_checkpoint(tmp_path / "garbage.pt")

@@ -1,0 +1,126 @@
+"""The training engine on real prepared synthetic data: learning, resume, torchrun DDP, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gliomask.engine.checkpoint import load_checkpoint
+from gliomask.engine.config import load_config
+from gliomask.engine.train import train
+
+QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.val_every=1000"]
+
+
+def _losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line)["type"] == "train"]
+
+
+def test_short_run_lowers_the_loss_and_writes_the_run_folder(prepared, tmp_path):
+    run = tmp_path / "run"
+    cfg = load_config(None, QUICK + ["train.epochs=1", "train.max_steps_per_epoch=40", "train.log_every=1",
+                                     "train.warmup_steps=10", "train.lr=0.01"])
+    summary = train(prepared, run, cfg, fold=None, progress=False, command_line=["gliomask", "train", "test"])
+    losses = _losses(run)
+    assert len(losses) == 40
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.7 * first, (first, last)
+    for name in ("config.yaml", "command.txt", "env.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt", "summary.json"):
+        assert (run / name).is_file(), name
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["max_steps_per_epoch"] == 40
+    env = json.loads((run / "env.json").read_text())
+    assert env["torch"] == torch.__version__
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["classes"] == ["WT", "TC", "ET"]
+    assert ckpt["modalities"] == ["t1", "t1ce", "t2", "flair"]
+    assert ckpt["label_convention"] == "brats2019" and ckpt["axis"] == "axial"
+    assert summary["steps"] == 40
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_exactly(prepared, tmp_path):
+    overrides = QUICK + ["train.epochs=3", "train.max_steps_per_epoch=3", "train.warmup_steps=2", "train.log_every=1"]
+    whole = tmp_path / "whole"
+    params_whole = {}
+    train(prepared, whole, load_config(None, overrides), fold=None, progress=False,
+          end_hook=lambda m: params_whole.update({k: v.clone() for k, v in m.state_dict().items()}))
+
+    broken = tmp_path / "broken"
+
+    def stop_after_first(epoch):
+        if epoch == 0:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(prepared, broken, load_config(None, overrides), fold=None, progress=False, epoch_end_hook=stop_after_first)
+    saved = load_checkpoint(broken / "last.pt")
+    assert saved["epoch"] == 0
+    params_resumed = {}
+    summary = train(prepared, broken, None, fold=None, resume=True, progress=False,
+                    end_hook=lambda m: params_resumed.update({k: v.clone() for k, v in m.state_dict().items()}))
+    assert summary["epochs_done"] == 3 and summary["steps"] == 9
+    for key, value in params_whole.items():
+        assert torch.equal(value, params_resumed[key]), key
+    final = load_checkpoint(broken / "last.pt")
+    whole_final = load_checkpoint(whole / "last.pt")
+    for group_a, group_b in zip(final["optimizer"]["state"].values(), whole_final["optimizer"]["state"].values()):
+        assert torch.equal(group_a["momentum_buffer"], group_b["momentum_buffer"])
+    steps = [json.loads(l)["step"] for l in (broken / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 10))  # resumed at step 4 of epoch 1, no step repeated
+
+
+def test_resume_refuses_other_model_settings(prepared, tmp_path):
+    run = tmp_path / "run"
+    train(prepared, run, load_config(None, QUICK + ["train.epochs=1", "train.max_steps_per_epoch=1"]), fold=None, progress=False)
+    from gliomask.errors import GliomaskError
+
+    with pytest.raises(GliomaskError, match="cannot change model settings"):
+        train(prepared, run, None, fold=None, resume=True, overrides=["model.backbone=resnet18_fpn"], progress=False)
+    with pytest.raises(GliomaskError, match="already holds a run"):
+        train(prepared, run, load_config(None, QUICK), fold=None, progress=False)
+
+
+DDP_WORKER = """
+import sys, torch
+from gliomask.engine.config import load_config
+from gliomask.engine.train import train
+from gliomask.engine import distributed as d
+prepared, run = sys.argv[1], sys.argv[2]
+cfg = load_config(None, ["train.workers=0", "train.batch_size=2", "train.epochs=1", "train.max_steps_per_epoch=3",
+                         "train.warmup_steps=1", "train.threads=1", "train.val_every=1000"])
+def save(model):
+    torch.save({k: v.detach() for k, v in model.named_parameters()}, f"{run}/rank{d.rank()}.pt")
+summary = train(prepared, run, cfg, fold=None, progress=False, end_hook=save)
+assert summary["world_size"] == 2
+d.cleanup()
+"""
+
+
+def test_torchrun_two_processes_gloo_keep_identical_parameters(prepared, tmp_path):
+    run = tmp_path / "ddp"
+    run.mkdir()
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script), str(prepared), str(run)], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a = torch.load(run / "rank0.pt", weights_only=True)
+    b = torch.load(run / "rank1.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    start = load_checkpoint(run / "last.pt")
+    assert start["epoch"] == 0 and (run / "metrics.jsonl").is_file()
+    assert not any(torch.equal(a[k], torch.zeros_like(a[k])) for k in a if k.endswith("weight"))
