@@ -148,6 +148,7 @@ def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.nd
     folder.mkdir(parents=True, exist_ok=True)
     for mod, data in images.items():
         img = nib.Nifti1Image(data, BRATS_AFFINE, _header())
+        img.set_data_dtype(np.int16)
         img.set_qform(BRATS_AFFINE, code=1)
         img.set_sform(BRATS_AFFINE, code=1)
         nib.save(img, str(folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz"))
@@ -155,6 +156,7 @@ def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.nd
     if edition != "2019":
         labels[labels == 4] = 3
     img = nib.Nifti1Image(labels.astype(np.uint8), BRATS_AFFINE, _header())
+    img.set_data_dtype(np.uint8)
     img.set_qform(BRATS_AFFINE, code=1)
     img.set_sform(BRATS_AFFINE, code=1)
     nib.save(img, str(folder / f"{case_id}{conv['sep']}seg.nii.gz"))

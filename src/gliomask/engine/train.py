@@ -55,9 +55,9 @@ def model_from_config(cfg: Config, num_classes: int, in_channels: int):
 
 
 def versions() -> dict:
-    return {"gliomask": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "cuda": torch.version.cuda if torch.cuda.is_available() else None}
+    return {"gliomask": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "numpy": str(np.__version__), "python": platform.python_version(),
+            "cuda": str(torch.version.cuda) if torch.cuda.is_available() else None}
 
 
 def _rng_state() -> dict:
