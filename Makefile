@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/gliomask demo --out demo_out
+	$(VENV)/bin/gliomask demo --out demo_out --fresh
 
 test: $(STAMP)
 	$(PY) -m pytest -q

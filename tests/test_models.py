@@ -146,3 +146,21 @@ def test_checkpoint_round_trip_and_incomplete_file(tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
     with pytest.raises(GliomaskError, match="unreadable|refused"):
         load_checkpoint(tmp_path / "garbage.pt")
+
+
+def test_nested_classes_with_identical_boxes_both_get_positives():
+    """An enhancing rim (ET) shares its box with the core (TC); both classes must get training positives."""
+    torch.manual_seed(0)
+    model = build_maskrcnn(num_classes=3, in_channels=4)
+    box = torch.tensor([[20.0, 20.0, 60.0, 60.0]])
+    masks = torch.zeros(3, 80, 80, dtype=torch.uint8)
+    masks[0, 10:70, 10:70] = 1
+    masks[1:, 20:60, 20:60] = 1
+    target = {"boxes": torch.cat([torch.tensor([[10.0, 10.0, 70.0, 70.0]]), box, box]),
+              "labels": torch.tensor([1, 2, 3]), "masks": masks}
+    proposals = [box.repeat(50, 1) + torch.randn(50, 4)]
+    seen = set()
+    for _ in range(5):
+        _, _, labels, _ = model.roi_heads.select_training_samples(proposals, [target])
+        seen |= set(labels[0].tolist())
+    assert {2, 3} <= seen

@@ -31,6 +31,7 @@ def add_commands(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01 model.backbone=resnet18_fpn")
     p.set_defaults(func=_cmd_train)
     add_inference_commands(sub)
+    add_demo_command(sub)
 
 
 def _cmd_predict(args) -> int:
@@ -38,7 +39,7 @@ def _cmd_predict(args) -> int:
 
     results = predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
                             threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
-                            progress=not args.quiet)
+                            progress=not args.quiet, case_ids=_fold_cases(args))
     for r in results:
         print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}")
     return 0
@@ -47,7 +48,8 @@ def _cmd_predict(args) -> int:
 def _cmd_evaluate(args) -> int:
     from gliomask.evaluation.evaluate import evaluate_folders, format_table
 
-    rows, summary = evaluate_folders(args.pred, args.gt, args.output, workers=args.workers, progress=not args.quiet)
+    rows, summary = evaluate_folders(args.pred, args.gt, None, workers=args.workers, progress=not args.quiet,
+                                     case_ids=_fold_cases(args))
     if args.coco is not None:
         summary["coco"] = coco_for_checkpoint(args.coco, args.fold, args.model, args.device)
     if args.output is not None:
@@ -64,6 +66,15 @@ def _cmd_evaluate(args) -> int:
     if args.output is not None:
         print(f"per-case metrics, summary.json{'' if args.no_report else ' and index.html'} in {args.output}")
     return 0
+
+
+def _fold_cases(args):
+    """The validation patients of ``--fold`` in ``--fold-of PREPARED``, or None for every case."""
+    if args.fold_of is None:
+        return None
+    from gliomask.data.prepare import Prepared
+
+    return Prepared.open(args.fold_of).split(args.fold)[1]
 
 
 def coco_for_checkpoint(prepared_dir, fold, checkpoint, device) -> dict:
@@ -94,6 +105,9 @@ def add_inference_commands(sub) -> None:
     p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
                    help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
     p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",
+                   help="only the validation patients of --fold in this prepared folder")
+    p.add_argument("--fold", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
@@ -102,10 +116,34 @@ def add_inference_commands(sub) -> None:
     p.add_argument("--gt", required=True, type=Path, help="BraTS folder with ground-truth segmentations")
     p.add_argument("-o", "--output", type=Path, default=None, help="folder for metrics.csv, summary.json, index.html")
     p.add_argument("--coco", type=Path, default=None, help="prepared folder: also compute slice-level COCO AP")
-    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--fold", type=int, default=0, help="fold for --coco and --fold-of")
+    p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",
+                   help="only the validation patients of --fold in this prepared folder")
     p.add_argument("-m", "--model", type=Path, default=None, help="checkpoint for --coco")
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-report", action="store_true", help="skip overlays and index.html")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_demo(args) -> int:
+    from gliomask.demo import run_demo
+
+    run_demo(args.out, minutes=args.minutes, cases=args.cases, test_cases=args.test_cases, seed=args.seed,
+             device=args.device, overrides=args.overrides, fresh=args.fresh, progress=not args.quiet)
+    return 0
+
+
+def add_demo_command(sub) -> None:
+    p = sub.add_parser("demo", help="synthesise, prepare, train, predict, evaluate and report, end to end")
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--minutes", type=float, default=None, help="training budget (default 7 on CPU, 2 on GPU)")
+    p.add_argument("--cases", type=int, default=24, help="synthetic training cases")
+    p.add_argument("--test-cases", type=int, default=6, help="held-out synthetic cases evaluated at the end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--fresh", action="store_true", help="replace an existing demo folder")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
+    p.set_defaults(func=_cmd_demo)

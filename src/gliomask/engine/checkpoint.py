@@ -33,7 +33,9 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0] if lines else type(exc).__name__)
+        first = first.split(". Please use")[0]
         raise GliomaskError(f"refused: the file holds more than tensors and plain values and could run code ({first})", path) from None
     except Exception as exc:
         raise GliomaskError(f"unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path) from None

@@ -18,12 +18,12 @@ class ModelConfig:
     version: str = "v1"
     norm: str = "batch"
     box_head_dim: int = 256
-    mask_head_layers: int = 4
+    mask_head_layers: int = 2  # torchvision uses 4; 2 trains 1.6x faster on CPU with box_batch 64
     rpn_pre_nms_top_n_train: int = 600
     rpn_post_nms_top_n_train: int = 300
     rpn_pre_nms_top_n_test: int = 300
     rpn_post_nms_top_n_test: int = 100
-    box_batch_size_per_image: int = 128
+    box_batch_size_per_image: int = 64
     box_detections_per_img: int = 20
     weights: typing.Optional[str] = None  # local .pth file, or "coco" to download where online
 
@@ -60,6 +60,7 @@ class InferConfig:
     score_thresholds: typing.Optional[typing.List[float]] = None  # per class; chosen on validation
     default_score_threshold: float = 0.5
     min_component_voxels: int = 20  # smaller 3-D components of a region are removed
+    min_lesion_score: float = 0.5  # a 3-D lesion needs one detection at least this confident
     batch_size: int = 8
 
 

@@ -5,27 +5,35 @@ from __future__ import annotations
 import numpy as np
 
 from gliomask.evaluation.metrics import dice
-from gliomask.inference.core import compose_regions, detect_volume
-from gliomask.inference.regions import REGION_NAMES, class_score_region, enforce_hierarchy, regions_from_labels
+from gliomask.inference.core import compose_regions, detect_volume, score_volume
+from gliomask.inference.regions import REGION_NAMES, class_score_region, postprocess, regions_from_labels
 
 CANDIDATE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def choose_thresholds(cases, scheme: str, num_classes: int, mask_threshold: float, default: float) -> list[float]:
+def predict_regions(dets, shape, scheme: str, thresholds: list[float], infer_cfg) -> np.ndarray:
+    """Detections -> cleaned, nested Bool [3, S, H, W] regions, exactly as `predict` builds them."""
+    pred = compose_regions(dets, shape, scheme, thresholds, infer_cfg.mask_threshold)
+    scores = score_volume(dets, shape, thresholds, infer_cfg.mask_threshold)
+    return postprocess(pred, scores, min_voxels=infer_cfg.min_component_voxels,
+                       min_lesion_score=infer_cfg.min_lesion_score)
+
+
+def choose_thresholds(cases, scheme: str, num_classes: int, infer_cfg) -> list[float]:
     """Per class, the score cut-off that maximises the mean Dice of the smallest region holding it.
 
     Classes are tuned from the most specific (ET) to the broadest (WT), each given the ones already
     chosen, because a detection of a specific class also counts towards the broader regions.
     ``cases``: list of (detections, Bool[3, S, H, W] reference regions).
     """
-    thresholds = [default] * num_classes
+    thresholds = [infer_cfg.default_score_threshold] * num_classes
     judged = class_score_region(scheme)
     for c in sorted(range(num_classes), key=lambda k: -judged[k]):
         best, best_score = thresholds[c], -1.0
         for t in CANDIDATE_THRESHOLDS:
             trial = list(thresholds)
             trial[c] = t
-            scores = [dice(compose_regions(dets, ref.shape[1:], scheme, trial, mask_threshold)[judged[c]], ref[judged[c]])
+            scores = [dice(predict_regions(dets, ref.shape[1:], scheme, trial, infer_cfg)[judged[c]], ref[judged[c]])
                       for dets, ref in cases]
             score = float(np.mean(scores))
             if score > best_score + 1e-9:
@@ -45,14 +53,12 @@ def validate(model, prepared, case_ids: list[str], *, infer_cfg, device, amp: bo
         dets = detect_volume(model, volume, batch_size=infer_cfg.batch_size, device=device, amp=amp)
         cases.append((dets, regions_from_labels(np.asarray(seg))))
     if tune_thresholds:
-        thresholds = choose_thresholds(cases, scheme, num_classes, infer_cfg.mask_threshold,
-                                       infer_cfg.default_score_threshold)
+        thresholds = choose_thresholds(cases, scheme, num_classes, infer_cfg)
     else:
         thresholds = infer_cfg.score_thresholds or [infer_cfg.default_score_threshold] * num_classes
     per_region = {name: [] for name in REGION_NAMES}
     for dets, ref in cases:
-        pred = compose_regions(dets, ref.shape[1:], scheme, thresholds, infer_cfg.mask_threshold)
-        pred = enforce_hierarchy(pred, infer_cfg.min_component_voxels)
+        pred = predict_regions(dets, ref.shape[1:], scheme, thresholds, infer_cfg)
         for r, name in enumerate(REGION_NAMES):
             per_region[name].append(dice(pred[r], ref[r]))
     result = {f"dice_{n}": float(np.mean(v)) for n, v in per_region.items()}

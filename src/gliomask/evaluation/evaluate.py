@@ -68,7 +68,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | None = None, *,
-                     workers: int = 1, progress: bool = True) -> tuple[list[dict], dict]:
+                     workers: int = 1, progress: bool = True, case_ids: list[str] | None = None) -> tuple[list[dict], dict]:
     """Score every ground-truth case under ``gt`` against ``pred_dir/<case>_seg.nii.gz``.
 
     Every case must have a prediction. Writes ``metrics.csv`` and ``summary.json`` to ``out_dir``.
@@ -76,7 +76,9 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise GliomaskError("prediction folder not found", pred_dir)
-    cases = [c for c in discover_cases(gt) if c.seg is not None]
+    from gliomask.inference.predict import select_cases
+
+    cases = [c for c in select_cases(discover_cases(gt), case_ids, gt) if c.seg is not None]
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
     jobs = [(find_prediction(pred_dir, c.case_id), c) for c in cases]

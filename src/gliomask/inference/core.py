@@ -78,3 +78,14 @@ def compose_regions(passes: list[list[SliceDetections]], shape: tuple[int, int, 
         if len(passes) > 1:
             prob += one / len(passes)
     return prob >= mask_threshold
+
+
+def score_volume(passes: list[list[SliceDetections]], grid, thresholds, mask_threshold: float) -> np.ndarray:
+    """Float32 [S, H, W]: the highest score of a kept detection whose mask covers each pixel."""
+    out = np.zeros(grid, dtype=np.float32)
+    for dets in passes:
+        for s, d in enumerate(dets):
+            for score, label, mask in zip(d.scores, d.labels, d.masks):
+                if score >= thresholds[int(label) - 1]:
+                    np.maximum(out[s], np.where(mask >= mask_threshold, score, 0), out=out[s])
+    return out

@@ -18,19 +18,19 @@ from gliomask.utils import progress_bar
 
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "cpu",
                   tta: bool = False, threads: int | None = None, convention: str = "brats2019",
-                  overlays: bool = True, progress: bool = True) -> list[dict]:
+                  overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None) -> list[dict]:
     """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
 
     Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
     ``<case>_lesions.json`` / ``.csv`` and ``<case>_overlay.png``. Every file is written atomically.
-    Under torchrun, cases are sharded across processes by rank.
+    Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases.
     """
     if convention not in ("brats2019", "brats2023"):
         raise GliomaskError(f"unknown label convention {convention!r}; choose brats2019 or brats2023")
     if threads:
         torch.set_num_threads(threads)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta)
-    cases = discover_cases(inputs)
+    cases = select_cases(discover_cases(inputs), case_ids, inputs)
     for case in cases:  # every case must be usable before any output is written
         missing = [m for m in predictor.modalities if m not in case.images]
         if missing:
@@ -58,3 +58,14 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
         results.append({"case": case.case_id, "seg": str(seg_path), "lesions": len(pred.lesions),
                         "volume_ml": sum(les["volume_ml"] for les in pred.lesions)})
     return results
+
+
+def select_cases(cases, case_ids: list[str] | None, root):
+    """Keep the cases named in ``case_ids`` (all when None); a named case that is absent is an error."""
+    if case_ids is None:
+        return cases
+    found = {c.case_id for c in cases}
+    absent = [c for c in case_ids if c not in found]
+    if absent:
+        raise GliomaskError(f"cases not found: {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}", root)
+    return [c for c in cases if c.case_id in set(case_ids)]

@@ -13,9 +13,9 @@ from gliomask.data.prepare import AXES
 from gliomask.engine.checkpoint import load_checkpoint
 from gliomask.engine.config import load_config
 from gliomask.errors import GliomaskError
-from gliomask.inference.core import SliceDetections, compose_regions, detect_volume
+from gliomask.inference.core import compose_regions, detect_volume, score_volume
 from gliomask.inference.lesions import lesion_report
-from gliomask.inference.regions import enforce_hierarchy, labels_from_regions
+from gliomask.inference.regions import labels_from_regions, postprocess
 from gliomask.io.brats import Case, LoadedCase, load_case
 
 
@@ -103,25 +103,16 @@ class Predictor:
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
         passes, box, grid = self.detect(images)
-        regions_crop = compose_regions(passes, grid, self.scheme, self.thresholds, self.cfg.infer.mask_threshold)
-        regions_crop = np.moveaxis(regions_crop, 1, self.axis + 1)
-        regions_crop = enforce_hierarchy(regions_crop, self.cfg.infer.min_component_voxels)
+        infer = self.cfg.infer
+        regions_crop = compose_regions(passes, grid, self.scheme, self.thresholds, infer.mask_threshold)
+        scores_crop = score_volume(passes, grid, self.thresholds, infer.mask_threshold)
+        regions_crop = postprocess(regions_crop, scores_crop, min_voxels=infer.min_component_voxels,
+                                   min_lesion_score=infer.min_lesion_score)
         regions = np.zeros((3, *images.shape[1:]), dtype=bool)
-        regions[(slice(None), *box)] = regions_crop
+        regions[(slice(None), *box)] = np.moveaxis(regions_crop, 1, self.axis + 1)
         scores = np.zeros(images.shape[1:], dtype=np.float32)
-        scores[box] = np.moveaxis(score_volume(passes, grid, self.thresholds, self.cfg.infer.mask_threshold), 0, self.axis)
+        scores[box] = np.moveaxis(scores_crop, 0, self.axis)
         labels = labels_from_regions(regions)
         scores[labels == 0] = 0
         lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis)
         return Prediction(labels, regions, scores, lesions)
-
-
-def score_volume(passes: list[list[SliceDetections]], grid, thresholds, mask_threshold: float) -> np.ndarray:
-    """Float32 [S, H, W]: the highest score of a kept detection whose mask covers each pixel."""
-    out = np.zeros(grid, dtype=np.float32)
-    for dets in passes:
-        for s, d in enumerate(dets):
-            for score, label, mask in zip(d.scores, d.labels, d.masks):
-                if score >= thresholds[int(label) - 1]:
-                    np.maximum(out[s], np.where(mask >= mask_threshold, score, 0), out=out[s])
-    return out

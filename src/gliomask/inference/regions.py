@@ -44,6 +44,23 @@ def enforce_hierarchy(regions: np.ndarray, min_voxels: int = 0) -> np.ndarray:
     return np.stack([wt, tc, et])
 
 
+def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min_lesion_score: float) -> np.ndarray:
+    """Bool [3, ...] composed regions -> cleaned, nested regions.
+
+    A 3-D whole-tumour lesion is kept only when some detection covering it scored at least
+    ``min_lesion_score`` (``scores`` Float [...]: the highest kept detection score per voxel): pixel
+    thresholds can stay low enough to catch a lesion's faint edge slices, while lesions made only of
+    faint detections, the typical false positives, are dropped. Then ``enforce_hierarchy``.
+    """
+    wt = regions[0]
+    if min_lesion_score > 0 and wt.any():
+        components, count = ndimage.label(wt, structure=STRUCTURE_3D)
+        best = ndimage.maximum(scores, labels=components, index=np.arange(1, count + 1))
+        keep = np.concatenate([[False], np.asarray(best) >= min_lesion_score])
+        regions = np.stack([keep[components], regions[1], regions[2]])
+    return enforce_hierarchy(regions, min_voxels)
+
+
 def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     if min_voxels <= 1 or not mask.any():
         return mask

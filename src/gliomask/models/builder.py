@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchvision.models import mobilenet_v3_large
 from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection._utils import Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
@@ -22,6 +23,22 @@ from gliomask.errors import GliomaskError
 BACKBONES = ("resnet50_fpn", "resnet34_fpn", "resnet18_fpn", "mobilenet_v3_fpn")
 _RESNETS = {"resnet18_fpn": resnet18, "resnet34_fpn": resnet34, "resnet50_fpn": resnet50}
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+class TieBreakingMatcher(Matcher):
+    """torchvision's proposal matcher, with ties between ground-truth boxes broken at random.
+
+    Nested regions often share a box exactly: an enhancing rim (ET) has the same box as the core (TC)
+    it surrounds. torchvision's argmax always picks the first of equal-IoU boxes, so the other class
+    would never get a positive proposal and never learn. A tiny random jitter of the IoUs (training
+    only) gives each class its share of positives; it changes no match between unequal IoUs.
+    """
+
+    def __call__(self, match_quality_matrix: torch.Tensor) -> torch.Tensor:
+        if match_quality_matrix.numel():
+            jitter = torch.rand_like(match_quality_matrix) * 1e-5
+            match_quality_matrix = match_quality_matrix + jitter * (match_quality_matrix > 0)
+        return super().__call__(match_quality_matrix)
 
 
 class NativeSizeTransform(GeneralizedRCNNTransform):
@@ -56,12 +73,12 @@ def build_maskrcnn(
     version: str = "v1",
     norm: str = "batch",
     box_head_dim: int = 256,
-    mask_head_layers: int = 4,
+    mask_head_layers: int = 2,
     rpn_pre_nms_top_n_train: int = 600,
     rpn_post_nms_top_n_train: int = 300,
     rpn_pre_nms_top_n_test: int = 300,
     rpn_post_nms_top_n_test: int = 100,
-    box_batch_size_per_image: int = 128,
+    box_batch_size_per_image: int = 64,
     box_detections_per_img: int = 20,
     box_score_thresh: float = 0.05,
 ) -> MaskRCNN:
@@ -131,6 +148,9 @@ def build_maskrcnn(
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
     model.roi_heads.box_predictor = FastRCNNPredictor(box_head_dim, num_classes + 1)
+    old = model.roi_heads.proposal_matcher
+    model.roi_heads.proposal_matcher = TieBreakingMatcher(old.high_threshold, old.low_threshold,
+                                                          allow_low_quality_matches=old.allow_low_quality_matches)
     model.transform = NativeSizeTransform(
         min_size=240, max_size=240, image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels
     )

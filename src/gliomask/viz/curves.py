@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gliomask.viz.figure import save_figure  # noqa: E402
+
 
 def plot_curves(metrics_jsonl: Path, out_png: Path) -> Path | None:
     path = Path(metrics_jsonl)
@@ -37,9 +39,4 @@ def plot_curves(metrics_jsonl: Path, out_png: Path) -> Path | None:
     if val:
         axes[1].legend(fontsize=7)
     fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out_png)
-    return out_png
+    return save_figure(fig, out_png, dpi=100)

@@ -8,10 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from gliomask.inference.regions import REGION_NAMES, regions_from_labels  # noqa: E402
+from gliomask.viz.figure import save_figure  # noqa: E402
 
 COLOURS = {"WT": "#2ecc40", "TC": "#ffdc00", "ET": "#ff4136"}
 PLANES = (("axial", 2), ("coronal", 1), ("sagittal", 0))
@@ -51,7 +53,7 @@ def save_overlay(images: dict[str, np.ndarray], out_png: str | Path, *, pred: np
                     sl = _plane(region, axis, index)
                     if sl.any():
                         ax.contour(sl.astype(float), levels=[0.5], colors=COLOURS[name], linestyles=style, linewidths=1.0)
-            ax.set_title(f"{mod.upper()} {plane} {index}", fontsize=8)
+            ax.set_title(f"{mod.upper()} {plane} {index}", fontsize=8, color="white")
             ax.axis("off")
     handles = [Line2D([], [], color=COLOURS[n], label=n) for n in REGION_NAMES]
     if gt is not None:
@@ -62,13 +64,7 @@ def save_overlay(images: dict[str, np.ndarray], out_png: str | Path, *, pred: np
     fig.suptitle(title, fontsize=10, color="white")
     fig.patch.set_facecolor("black")
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=90, facecolor=fig.get_facecolor())
-    plt.close(fig)
-    tmp.replace(out_png)
-    return out_png
+    return save_figure(fig, out_png, dpi=90, facecolor=fig.get_facecolor())
 
 
 def save_boxplot(rows: list[dict], out_png: str | Path) -> Path:
@@ -83,9 +79,4 @@ def save_boxplot(rows: list[dict], out_png: str | Path) -> Path:
     ax.set_ylabel("Dice")
     ax.set_title("Dice per region across cases", fontsize=9)
     fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out_png)
-    return out_png
+    return save_figure(fig, out_png, dpi=100)

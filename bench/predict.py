@@ -1,0 +1,153 @@
+"""Seconds per 240x240x155 four-modality volume on CPU, per backbone, against a torchvision-default pipeline.
+
+    python bench/predict.py [--train-seconds 60] [--threads 2] [--baseline-every 1]
+
+Every model is briefly trained first (`--train-seconds` of CPU training on synthetic cases): random
+weights fill every slice with 100 detections, which no trained model does. The baseline runs the
+resnet50-FPN weights (trained with torchvision's own head layout) under torchvision's defaults:
+images resized to 800 px, 1000 RPN proposals, up to 100 detections, every slice one by one, no
+brain crop. Each measurement runs in a fresh process so that its peak RSS is its own.
+Goal: <= 5 s per volume, >= 30x faster than the baseline, <= 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit, peak_rss_mb  # noqa: E402
+
+# name -> training overrides; "resnet50_fpn_tv" keeps torchvision's head layout so that the
+# torchvision-default baseline can load the very same weights.
+MODELS = {
+    "mobilenet_v3_fpn": ["model.backbone=mobilenet_v3_fpn"],
+    "resnet18_fpn": ["model.backbone=resnet18_fpn"],
+    "resnet34_fpn": ["model.backbone=resnet34_fpn"],
+    "resnet50_fpn_v2": ["model.backbone=resnet50_fpn", "model.version=v2"],
+    "resnet50_fpn_tv": ["model.backbone=resnet50_fpn", "model.box_head_dim=1024", "model.mask_head_layers=4",
+                        "model.box_batch_size_per_image=128"],
+}
+
+
+def measure_gliomask(checkpoint: str, case_dir: str, threads: int) -> dict:
+    import torch
+
+    from gliomask.inference.predictor import Predictor
+    from gliomask.io.brats import discover_cases
+
+    torch.set_num_threads(threads)
+    predictor = Predictor.from_checkpoint(checkpoint)
+    case = discover_cases(case_dir)[0]
+    predictor.predict_case(case)  # warm-up
+    t = time.perf_counter()
+    pred = predictor.predict_case(case)  # loads the NIfTI files, normalises, detects, builds the 3-D map
+    seconds = time.perf_counter() - t
+    return {"s_per_volume": seconds, "peak_rss_mb": peak_rss_mb(), "lesions": len(pred.lesions)}
+
+
+def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -> dict:
+    import numpy as np
+    import torch
+    import torchvision
+
+    from gliomask.data.normalize import brain_mask, normalize_case
+    from gliomask.engine.checkpoint import load_checkpoint
+    from gliomask.io.brats import discover_cases, load_case
+
+    torch.set_num_threads(threads)
+    ckpt = load_checkpoint(checkpoint)
+    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=len(ckpt["classes"]) + 1,
+        image_mean=[0.0] * 4, image_std=[1.0] * 4)
+    model.backbone.body.conv1 = torch.nn.Conv2d(4, 64, 7, 2, 3, bias=False)
+    state = {k: v for k, v in ckpt["model"].items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not [k for k in missing if "num_batches" not in k], missing
+    model.eval()
+    case = load_case(discover_cases(case_dir)[0])
+    t = time.perf_counter()
+    images = normalize_case(case.images, brain_mask(case.images))
+    slices = list(range(0, images.shape[-1], every))
+    detections = 0
+    with torch.no_grad():
+        for z in slices:  # torchvision-default: every slice, one at a time, resized to 800 px
+            out = model([torch.from_numpy(np.ascontiguousarray(images[..., z]))])[0]
+            detections += len(out["scores"])
+    seconds = (time.perf_counter() - t) * images.shape[-1] / len(slices)
+    return {"s_per_volume": seconds, "peak_rss_mb": peak_rss_mb(), "mean_detections_per_slice": detections / len(slices),
+            "slices_timed": len(slices)}
+
+
+def _child(args) -> None:
+    if args.baseline:
+        result = measure_baseline(args.checkpoint, args.case, args.threads, args.baseline_every)
+    else:
+        result = measure_gliomask(args.checkpoint, args.case, args.threads)
+    print("RESULT " + json.dumps(result))
+
+
+def _run_child(extra: list[str], threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, __file__, "--child", *extra], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--train-seconds", type=float, default=60)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baseline-every", type=int, default=1, help="time every k-th slice of the baseline and scale up")
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return _child(args)
+
+    from gliomask.data.prepare import PrepareSettings, prepare
+    from gliomask.data.synth import synthesize
+    from gliomask.engine.config import load_config
+    from gliomask.engine.train import train
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        synthesize(tmp / "train", cases=8, seed=0, workers=2)
+        synthesize(tmp / "case", cases=1, seed=7, start=100, workers=1)
+        case_dir = str(next((tmp / "case").glob("*GG/*")))
+        prepare(tmp / "train", tmp / "prep", PrepareSettings(folds=1), workers=2, progress=False)
+        for name in args.models:
+            cfg = load_config(None, MODELS[name] + [f"train.max_minutes={args.train_seconds / 60}", "train.epochs=100",
+                                                    "train.val_every=1000", f"train.threads={args.threads}"])
+            train(tmp / "prep", tmp / name, cfg, fold=None, progress=False)
+            result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir,
+                                 "--threads", str(args.threads)], args.threads)
+            rows.append({"pipeline": f"gliomask {name}", **result})
+            print(rows[-1], flush=True)
+        if "resnet50_fpn_tv" in args.models:
+            result = _run_child(["--baseline", "--checkpoint", str(tmp / "resnet50_fpn_tv" / "best.pt"), "--case", case_dir,
+                                 "--threads", str(args.threads), "--baseline-every", str(args.baseline_every)], args.threads)
+            rows.append({"pipeline": "torchvision defaults, resnet50_fpn_tv weights", **result})
+            print(rows[-1], flush=True)
+            base = result["s_per_volume"]
+            for row in rows:
+                row["speedup_vs_baseline"] = base / row["s_per_volume"]
+    print(f"(each model trained {args.train_seconds:.0f} s on 8 synthetic cases, {args.threads} CPU threads)")
+    emit("predict", rows, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Prediction to NIfTI in the input's exact geometry, lesion reports, evaluation and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from gliomask.data.synth import BRATS_AFFINE, synth_case
+from gliomask.engine.config import load_config
+from gliomask.engine.train import train
+from gliomask.inference.lesions import lesion_report
+from gliomask.inference.predictor import Predictor
+from gliomask.inference.regions import enforce_hierarchy, regions_from_labels
+
+RAS_AFFINE = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
+OBLIQUE_AFFINE = np.array([[0.0, -0.9, 0.1, 100], [1.1, 0.0, 0.0, -50], [0.0, 0.1, 2.0, 10], [0, 0, 0, 1]])
+
+
+@pytest.fixture(scope="session")
+def checkpoint(prepared, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "run"
+    cfg = load_config(None, ["train.workers=0", "train.batch_size=2", "train.epochs=1", "train.max_steps_per_epoch=12",
+                             "train.warmup_steps=4", "train.threads=2", "infer.default_score_threshold=0.3"])
+    train(prepared, run, cfg, fold=None, progress=False)
+    return run / "best.pt"
+
+
+def write_case(root, case_id, affine, *, sep="_", crop=True, seed=5, drop=()):
+    """A synthetic case cut to a small block around its tumour, written with ``affine``."""
+    images, seg = synth_case(1, seed)
+    if crop:
+        box = (slice(60, 156), slice(50, 146), slice(40, 64))
+        images = {m: v[box] for m, v in images.items()}
+        seg = seg[box]
+    folder = root / case_id
+    folder.mkdir(parents=True)
+    names = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"}
+    for mod, data in images.items():
+        if mod in drop:
+            continue
+        img = nib.Nifti1Image(data, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=2)
+        nib.save(img, str(folder / f"{case_id}{sep}{names[mod]}.nii.gz"))
+    nib.save(nib.Nifti1Image(seg, affine), str(folder / f"{case_id}{sep}seg.nii.gz"))
+    return folder
+
+
+@pytest.mark.parametrize("affine,name", [(BRATS_AFFINE, "lps"), (RAS_AFFINE, "ras"), (OBLIQUE_AFFINE, "oblique")])
+def test_prediction_keeps_exact_input_geometry(checkpoint, tmp_path, affine, name):
+    folder = write_case(tmp_path / "in", f"case_{name}", affine)
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    result = run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", checkpoint, "--quiet")
+    assert result.returncode == 0, result.stderr
+    src = nib.load(str(folder / f"case_{name}_flair.nii.gz"))
+    out = nib.load(str(tmp_path / "out" / f"case_{name}_seg.nii.gz"))
+    assert out.shape == src.shape
+    assert out.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(out.affine, src.affine)
+    np.testing.assert_array_equal(out.get_qform(), src.get_qform())
+    np.testing.assert_array_equal(out.get_sform(), src.get_sform())
+    assert int(out.header["qform_code"]) == int(src.header["qform_code"]) == 1
+    assert int(out.header["sform_code"]) == int(src.header["sform_code"]) == 2
+    assert out.header.get_zooms() == src.header.get_zooms()
+    labels = np.asarray(out.dataobj)
+    assert set(np.unique(labels).tolist()) <= {0, 1, 2, 4}
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before  # inputs untouched
+    report = json.loads((tmp_path / "out" / f"case_{name}_lesions.json").read_text())
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
+    assert sum(les["voxels"] for les in report["lesions"]) == int((labels > 0).sum())
+    for les in report["lesions"]:
+        assert les["volume_ml"] == pytest.approx(les["voxels"] * voxel_ml, abs=1e-4)
+    rows = list(csv.DictReader(open(tmp_path / "out" / f"case_{name}_lesions.csv")))
+    assert len(rows) == len(report["lesions"])
+    assert (tmp_path / "out" / f"case_{name}_overlay.png").stat().st_size > 1000
+    assert not [p for p in (tmp_path / "out").iterdir() if ".tmp" in p.name]
+
+
+def test_predictor_api_without_files_and_2023_labels(checkpoint, tmp_path):
+    images, _ = synth_case(2, 5)
+    images = {m: v[60:156, 50:146, 40:60].astype(np.float32) for m, v in images.items()}
+    predictor = Predictor.from_checkpoint(checkpoint)
+    pred = predictor.predict_case(images, affine=RAS_AFFINE)
+    assert pred.labels.shape == (96, 96, 20) and pred.labels.dtype == np.uint8
+    assert np.array_equal(regions_from_labels(pred.labels), pred.regions)
+    wt, tc, et = pred.regions
+    assert not (et & ~tc).any() and not (tc & ~wt).any()
+    assert np.all(pred.scores[~wt] == 0)
+    tta = Predictor.from_checkpoint(checkpoint, tta=True).predict_case(images, affine=RAS_AFFINE)
+    assert tta.labels.shape == pred.labels.shape
+    folder = write_case(tmp_path / "in", "BraTS-GLI-00009-000", BRATS_AFFINE, sep="-")
+    for f in folder.iterdir():  # 2023 names: t1n, t1c, t2w, t2f
+        f.rename(f.with_name(f.name.replace("-t1ce", "-t1c").replace("-t1.", "-t1n.").replace("-t2.", "-t2w.").replace("-flair", "-t2f")))
+    result = run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", checkpoint, "--labels", "brats2023",
+                     "--no-overlays", "--quiet")
+    assert result.returncode == 0, result.stderr
+    labels = np.asarray(nib.load(str(tmp_path / "out" / "BraTS-GLI-00009-000_seg.nii.gz")).dataobj)
+    assert set(np.unique(labels).tolist()) <= {0, 1, 2, 3}
+
+
+def test_hierarchy_enforced_on_random_maps():
+    rng = np.random.default_rng(0)
+    raw = rng.random((3, 20, 20, 10)) > 0.6
+    wt, tc, et = enforce_hierarchy(raw, min_voxels=5)
+    assert not (et & ~tc).any() and not (tc & ~wt).any()
+
+
+def test_lesion_volumes_and_positions_with_anisotropic_spacing():
+    labels = np.zeros((30, 30, 12), np.uint8)
+    labels[2:8, 3:9, 1:4] = 2
+    labels[4:6, 5:7, 2:3] = 4
+    labels[20:28, 20:22, 5:11] = 1
+    affine = np.diag([0.5, 0.8, 3.0, 1.0])
+    affine[:3, 3] = [10, -20, 5]
+    lesions = lesion_report(labels, affine, (0.5, 0.8, 3.0))
+    assert [les["voxels"] for les in lesions] == [108, 96]
+    voxel_ml = 0.5 * 0.8 * 3.0 / 1000
+    first, second = lesions  # numbered by decreasing volume
+    assert first["volume_ml"] == pytest.approx(108 * voxel_ml) and second["volume_ml"] == pytest.approx(96 * voxel_ml)
+    assert first["et_ml"] == pytest.approx(4 * voxel_ml) and first["oedema_ml"] == pytest.approx(104 * voxel_ml)
+    assert second["tc_ml"] == pytest.approx(96 * voxel_ml) and second["necrosis_ml"] == pytest.approx(96 * voxel_ml)
+    centre = np.array([23.5, 20.5, 7.5])
+    assert second["centroid_voxel"] == pytest.approx(centre.tolist())
+    assert second["centroid_mm"] == pytest.approx((affine[:3, :3] @ centre + affine[:3, 3]).tolist())
+    assert second["bbox_voxel"] == [[20, 20, 5], [27, 21, 10]]
+    assert second["bbox_mm"] == [[20.0, -4.0, 20.0], [23.5, -3.2, 35.0]]
+    assert second["slice_range"] == [5, 10]
+
+
+def test_coco_ap_of_perfect_predictions_is_one(prepared):
+    from gliomask.data.coco import coco_dict
+    from gliomask.data.prepare import Prepared
+    from gliomask.evaluation.coco_eval import coco_ap
+
+    prep = Prepared.open(prepared)
+    gt = coco_dict(prep, prep.case_ids[:2])
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "bbox": a["bbox"],
+                "segmentation": a["segmentation"]} for a in gt["annotations"]]
+    ap = coco_ap(gt, results)
+    assert ap["bbox_AP"] == pytest.approx(1.0) and ap["segm_AP"] == pytest.approx(1.0)
+    worse = coco_ap(gt, results[::2])
+    assert worse["segm_AP"] < 1.0
+
+
+def test_evaluate_cli_writes_metrics_summary_and_report(tmp_path, brats2019):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    from gliomask.io.brats import discover_cases
+
+    cases = discover_cases(brats2019)[:2]
+    sub = tmp_path / "gt"
+    sub.mkdir()
+    for case in cases:
+        (sub / case.case_id).symlink_to(case.seg.parent)
+        img = nib.load(str(case.seg))
+        nib.save(img, str(pred / f"{case.case_id}_seg.nii.gz"))  # ground truth as prediction
+    result = run_cli("evaluate", "--pred", pred, "--gt", sub, "-o", tmp_path / "ev", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    for name in ("WT", "TC", "ET"):
+        assert summary[f"dice_{name}"]["mean"] == 1.0 and summary[f"hd95_{name}"]["mean"] == 0.0
+        assert summary[f"lesion_sensitivity_{name}"] == 1.0
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
+    assert [r["case"] for r in rows] == [c.case_id for c in cases]
+    page = (tmp_path / "ev" / "index.html").read_text()
+    assert "overlays/" in page and "dice_boxplot.png" in page and "Dice WT" in page
+    assert (tmp_path / "ev" / "dice_boxplot.png").is_file()
+
+
+def _one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_evaluate_errors(tmp_path):
+    gt = tmp_path / "gt"
+    write_case(gt, "c1", BRATS_AFFINE)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    _one_line_error(run_cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "ev"), "no prediction for case c1")
+    assert not (tmp_path / "ev").exists()
+    nib.save(nib.Nifti1Image(np.zeros((96, 96, 23), np.uint8), BRATS_AFFINE), str(pred / "c1_seg.nii.gz"))
+    _one_line_error(run_cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "ev"),
+                    str(pred / "c1_seg.nii.gz"), "differs from ground truth")
+    assert not (tmp_path / "ev").exists()
+
+
+def test_predict_errors(checkpoint, tmp_path):
+    folder = write_case(tmp_path / "in", "c2", BRATS_AFFINE, drop=("flair",))
+    _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", checkpoint),
+                    "needs modalities", "lacks flair")
+    assert not (tmp_path / "out").exists()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 broken zip")
+    folder = write_case(tmp_path / "in2", "c3", BRATS_AFFINE)
+    _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", junk), str(junk), "unreadable")
+    _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", tmp_path / "none.pt"), "not found")
+    assert not (tmp_path / "out").exists()
