@@ -8,7 +8,6 @@ import shutil
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from conftest import run_cli, write_small_case
 from gliomask.data.synth import BRATS_AFFINE

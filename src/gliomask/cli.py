@@ -42,7 +42,7 @@ def _cmd_export_coco(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gliomask", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gliomask", description="Find and outline brain tumours in multimodal MRI (BraTS) with Mask R-CNN.")
     parser.add_argument("--version", action="version", version=f"gliomask {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

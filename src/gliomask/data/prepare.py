@@ -62,8 +62,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None) ->
     """Load, validate, crop and normalise one case; write its arrays; return its metadata."""
     loaded = load_case(case, settings.modalities)
     if loaded.seg is None:
-        raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on",
-                            Path(case.images[settings.modalities[0]]).parent)
+        raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     mask = brain_mask(loaded.images)
     if not mask.any():
         raise GliomaskError("image is empty (no non-zero voxel in any modality)", case.images[settings.modalities[0]])
@@ -145,7 +144,7 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
     for case in cases:  # fail fast, before any work, on a missing modality or seg
         case.require(settings.modalities)
         if case.seg is None:
-            raise GliomaskError(f"case {case.case_id} has no segmentation", Path(next(iter(case.images.values()))).parent)
+            raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     fp = fingerprint(settings, cases)
     out = Path(out)
     if out.exists():

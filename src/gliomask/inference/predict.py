@@ -32,11 +32,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta)
     cases = select_cases(discover_cases(inputs), case_ids, inputs)
     for case in cases:  # every case must be usable before any output is written
-        missing = [m for m in predictor.modalities if m not in case.images]
-        if missing:
-            raise GliomaskError(f"the checkpoint needs modalities {', '.join(predictor.modalities)}; "
-                                f"case {case.case_id} lacks {', '.join(missing)}",
-                                Path(next(iter(case.images.values()))).parent if case.images else inputs)
+        predictor.check(case)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cases = cases[rank::world]
     out = Path(out)

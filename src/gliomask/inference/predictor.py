@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gliomask.data.normalize import brain_crop, brain_mask, normalize_case
 from gliomask.data.prepare import AXES
@@ -57,12 +56,15 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", tta: bool = False) -> "Predictor":
         return cls(load_checkpoint(path), device=device, tta=tta, source=str(path))
 
-    def load(self, case: Case) -> LoadedCase:
-        missing = [m for m in self.modalities if m not in case.images]
+    def check(self, case: Case) -> None:
+        """A case must have every modality the checkpoint was trained on."""
+        missing = case.missing(self.modalities)
         if missing:
-            raise GliomaskError(
-                f"the checkpoint needs modalities {', '.join(self.modalities)}; case {case.case_id} lacks {', '.join(missing)}",
-                Path(next(iter(case.images.values()))).parent if case.images else case.case_id)
+            raise GliomaskError(f"the checkpoint needs modalities {', '.join(self.modalities)}; "
+                                f"case {case.case_id} lacks {', '.join(missing)}", case.folder or case.case_id)
+
+    def load(self, case: Case) -> LoadedCase:
+        self.check(case)
         return load_case(case, self.modalities, with_seg=False)
 
     def detect(self, images: np.ndarray):

@@ -67,12 +67,23 @@ class Case:
     convention: str = "brats2019"
     group: str | None = None  # HGG / LGG where the folder says so
 
+    @property
+    def folder(self) -> Path | None:
+        """The folder holding the case's files (the first one found)."""
+        paths = [*self.images.values(), *([self.seg] if self.seg else [])]
+        return Path(paths[0]).parent if paths else None
+
+    def expected_path(self, modality: str) -> Path:
+        conv = CONVENTIONS[self.convention]
+        name = f"{self.case_id}{conv['sep']}{conv['suffix'][modality]}.nii.gz"
+        return (self.folder / name) if self.folder else Path(name)
+
+    def missing(self, modalities: tuple[str, ...]) -> list[str]:
+        return [m for m in modalities if m not in self.images or not Path(self.images[m]).is_file()]
+
     def require(self, modalities: tuple[str, ...]) -> None:
-        for mod in modalities:
-            path = self.images.get(mod)
-            if path is None or not Path(path).is_file():
-                want = path or f"{self.case_id}{CONVENTIONS[self.convention]['sep']}{CONVENTIONS[self.convention]['suffix'][mod]}.nii.gz"
-                raise GliomaskError(f"missing modality {mod} for case {self.case_id}", want)
+        for mod in self.missing(modalities):
+            raise GliomaskError(f"missing modality {mod} for case {self.case_id}", self.images.get(mod) or self.expected_path(mod))
 
 
 @dataclass

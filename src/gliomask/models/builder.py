@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 
 import torch
 from torch import nn
@@ -74,11 +73,11 @@ def build_maskrcnn(
     norm: str = "batch",
     box_head_dim: int = 256,
     mask_head_layers: int = 2,
-    rpn_pre_nms_top_n_train: int = 600,
-    rpn_post_nms_top_n_train: int = 300,
+    rpn_pre_nms_top_n_train: int = 300,
+    rpn_post_nms_top_n_train: int = 150,
     rpn_pre_nms_top_n_test: int = 300,
     rpn_post_nms_top_n_test: int = 100,
-    box_batch_size_per_image: int = 64,
+    box_batch_size_per_image: int = 32,
     box_detections_per_img: int = 20,
     box_score_thresh: float = 0.05,
 ) -> MaskRCNN:
