@@ -71,3 +71,21 @@ def test_modality_subset_order_and_aliases(brats2019):
     assert np.array_equal(both.images[0], full.images[3])
     assert np.array_equal(both.images[1], full.images[1])
     assert parse_modalities("t2f,t1c") == ("flair", "t1ce")
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    from gliomask.io.nifti import atomic_output_dir, atomic_path
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.json") as tmp:
+            tmp.write_text("{}")
+        with atomic_output_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
