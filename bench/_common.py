@@ -30,4 +30,6 @@ def emit(name: str, rows: list[dict], out_dir: str | Path | None) -> None:
 
 
 def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(v)

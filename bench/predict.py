@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline-every", type=int, default=1, help="time every k-th slice of the baseline and scale up")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--also", nargs="*", default=[], metavar="CHECKPOINT",
+                    help="also time these trained checkpoints (e.g. demo_out/run/best.pt)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -136,6 +138,11 @@ def main() -> None:
             result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir,
                                  "--threads", str(args.threads)], args.threads)
             rows.append({"pipeline": f"gliomask {name}", **result})
+            print(rows[-1], flush=True)
+        for path in args.also:
+            result = _run_child(["--checkpoint", str(Path(path).resolve()), "--case", case_dir,
+                                 "--threads", str(args.threads)], args.threads)
+            rows.append({"pipeline": f"gliomask {path}", **result})
             print(rows[-1], flush=True)
         if "resnet50_fpn_tv" in args.models:
             result = _run_child(["--baseline", "--checkpoint", str(tmp / "resnet50_fpn_tv" / "best.pt"), "--case", case_dir,

@@ -7,22 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import _fmt  # noqa: E402
+
 HERE = Path(__file__).parent
 OUT = HERE / "out"
 
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
+    demo_checkpoint = HERE.parent / "demo_out" / "run" / "best.pt"
     for script in ("prepare.py", "train.py", "predict.py"):
         print(f"=== bench/{script}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script), "--json", str(OUT)], check=True)
+        extra = ["--also", str(demo_checkpoint)] if script == "predict.py" and demo_checkpoint.is_file() else []
+        subprocess.run([sys.executable, str(HERE / script), "--json", str(OUT), *extra], check=True)
     lines = ["# gliomask bench figures", ""]
     for name in ("prepare", "train", "predict"):
         rows = json.loads((OUT / f"{name}.json").read_text())
         keys = list(dict.fromkeys(k for r in rows for k in r))
         lines += [f"## {name}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         for r in rows:
-            lines.append("| " + " | ".join(f"{r[k]:.3g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys) + " |")
+            lines.append("| " + " | ".join(_fmt(r.get(k, "")) for k in keys) + " |")
         lines.append("")
     (OUT / "figures.md").write_text("\n".join(lines))
     print("\n".join(lines))
