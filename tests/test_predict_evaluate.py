@@ -204,3 +204,23 @@ def test_predict_errors(checkpoint, tmp_path):
     _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", junk), str(junk), "unreadable")
     _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", tmp_path / "none.pt"), "not found")
     assert not (tmp_path / "out").exists()
+
+
+def test_postprocess_drops_faint_lesions_and_relabels_scant_et():
+    from gliomask.inference.regions import postprocess
+
+    regions = np.zeros((3, 30, 30, 10), bool)
+    regions[0, 2:12, 2:12, 2:8] = True  # lesion A
+    regions[1, 4:10, 4:10, 3:7] = True
+    regions[2, 5:7, 5:7, 4:6] = True  # 8 ET voxels
+    regions[0, 20:26, 20:26, 2:8] = True  # lesion B, only faint detections
+    scores = np.zeros(regions.shape[1:], np.float32)
+    scores[regions[0]] = 0.2
+    scores[2:12, 2:12, 2:8] = 0.9
+    out = postprocess(regions, scores, min_voxels=0, min_lesion_score=0.5)
+    assert out[0].sum() == 600 and not out[0, 20:26, 20:26].any()
+    assert out[2].sum() == 8
+    scant = postprocess(regions, scores, min_voxels=0, min_lesion_score=0.5, min_case_et_voxels=9)
+    assert not scant[2].any() and scant[1].sum() == regions[1].sum()  # ET became core, core kept
+    kept = postprocess(regions, scores, min_voxels=0, min_lesion_score=0.5, min_case_et_voxels=8)
+    assert kept[2].sum() == 8

@@ -13,7 +13,8 @@ def _cmd_train(args) -> int:
                     overrides=args.overrides, config_file=args.config, command_line=sys.argv,
                     progress=not args.quiet)
     val = summary.get("validation") or {}
-    line = f"trained {summary['epochs_done']} epochs, {summary['steps']} steps in {summary['seconds'] / 60:.1f} min"
+    line = (f"trained {summary['epochs_done']} epochs, {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min "
+            f"({summary['seconds'] / 60:.1f} min with validation)")
     if val:
         line += f"; validation Dice WT {val['dice_WT']:.3f} TC {val['dice_TC']:.3f} ET {val['dice_ET']:.3f}"
     print(f"{line}; checkpoints in {args.out}")

@@ -71,7 +71,8 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
 
     val = summary.get("validation") or {}
     log("")
-    log(f"Held-out synthetic cases ({test_cases}), trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min:")
+    log(f"Held-out synthetic cases ({test_cases}); trained {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min, "
+        f"{summary['seconds'] / 60:.1f} min with validation:")
     log(format_table(metrics))
     if val:
         log(f"(validation patients during training: Dice WT {val['dice_WT']:.3f} TC {val['dice_TC']:.3f} ET {val['dice_ET']:.3f})")

@@ -61,6 +61,7 @@ class InferConfig:
     default_score_threshold: float = 0.5
     min_component_voxels: int = 20  # smaller 3-D components of a region are removed
     min_lesion_score: float = 0.5  # a 3-D lesion needs one detection at least this confident
+    min_case_et_voxels: int = 0  # less ET in a whole case is relabelled core; chosen on validation
     batch_size: int = 8
 
 

@@ -78,12 +78,15 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, thresholds=None, extra=None) -> dict:
+def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, thresholds=None, min_case_et_voxels=None,
+                       extra=None) -> dict:
     """What `predict` needs to rebuild the model and preprocess a case exactly as in training."""
     settings = prepared.settings
     infer = dict(cfg.to_dict()["infer"])
     if thresholds is not None:
         infer["score_thresholds"] = list(thresholds)
+    if min_case_et_voxels is not None:
+        infer["min_case_et_voxels"] = int(min_case_et_voxels)
     config = {**cfg.to_dict(), "infer": infer}
     payload = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -292,6 +295,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                 best_score = last_val["dice_mean"]
                 state["best_score"] = best_score
             payload = checkpoint_payload(core, cfg, prepared, thresholds=thresholds,
+                                         min_case_et_voxels=last_val.get("min_case_et_voxels"),
                                          extra={**state, "validation": last_val})
             save_checkpoint(payload, out / "last.pt")
             if improved or not val_ids:
@@ -302,6 +306,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         if stop:
             break
     summary = {"epochs_done": epoch + 1, "steps": schedule.step_count, "seconds": time.monotonic() - t0,
+               "train_seconds": schedule.elapsed,
                "best_score": best_score if math.isfinite(best_score) else None, "validation": last_val,
                "best": str(out / "best.pt"), "last": str(out / "last.pt"), "world_size": world}
     if main:

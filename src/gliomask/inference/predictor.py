@@ -109,7 +109,8 @@ class Predictor:
         regions_crop = compose_regions(passes, grid, self.scheme, self.thresholds, infer.mask_threshold)
         scores_crop = score_volume(passes, grid, self.thresholds, infer.mask_threshold)
         regions_crop = postprocess(regions_crop, scores_crop, min_voxels=infer.min_component_voxels,
-                                   min_lesion_score=infer.min_lesion_score)
+                                   min_lesion_score=infer.min_lesion_score,
+                                   min_case_et_voxels=infer.min_case_et_voxels)
         regions = np.zeros((3, *images.shape[1:]), dtype=bool)
         regions[(slice(None), *box)] = np.moveaxis(regions_crop, 1, self.axis + 1)
         scores = np.zeros(images.shape[1:], dtype=np.float32)

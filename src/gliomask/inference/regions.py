@@ -44,13 +44,16 @@ def enforce_hierarchy(regions: np.ndarray, min_voxels: int = 0) -> np.ndarray:
     return np.stack([wt, tc, et])
 
 
-def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min_lesion_score: float) -> np.ndarray:
+def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min_lesion_score: float,
+                min_case_et_voxels: int = 0) -> np.ndarray:
     """Bool [3, ...] composed regions -> cleaned, nested regions.
 
     A 3-D whole-tumour lesion is kept only when some detection covering it scored at least
     ``min_lesion_score`` (``scores`` Float [...]: the highest kept detection score per voxel): pixel
     thresholds can stay low enough to catch a lesion's faint edge slices, while lesions made only of
-    faint detections, the typical false positives, are dropped. Then ``enforce_hierarchy``.
+    faint detections, the typical false positives, are dropped. Then ``enforce_hierarchy``. Finally,
+    when the whole case holds fewer than ``min_case_et_voxels`` ET voxels, they are relabelled as core
+    (BraTS scores any ET in a case without ET as Dice 0).
     """
     wt = regions[0]
     if min_lesion_score > 0 and wt.any():
@@ -58,7 +61,10 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
         best = ndimage.maximum(scores, labels=components, index=np.arange(1, count + 1))
         keep = np.concatenate([[False], np.asarray(best) >= min_lesion_score])
         regions = np.stack([keep[components], regions[1], regions[2]])
-    return enforce_hierarchy(regions, min_voxels)
+    regions = enforce_hierarchy(regions, min_voxels)
+    if min_case_et_voxels and int(regions[2].sum()) < min_case_et_voxels:
+        regions[2] = False
+    return regions
 
 
 def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
