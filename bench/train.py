@@ -78,7 +78,7 @@ def main() -> None:
                     rows.append({"backbone": f"{backbone} {version}", "device": device.type, "amp": amp,
                                  "threads": torch.get_num_threads() if device.type == "cpu" else "-",
                                  "batch": args.batch, "slices_per_s": sps, "s_per_step": args.batch / sps,
-                                 "peak_rss_mb": peak_rss_mb()})
+                                 "process_peak_rss_mb_so_far": peak_rss_mb()})
                     print(rows[-1], flush=True)
     emit("train", rows, args.json)
 

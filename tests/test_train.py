@@ -76,6 +76,7 @@ def test_interrupted_run_resumes_exactly(prepared, tmp_path):
     whole_final = load_checkpoint(whole / "last.pt")
     for group_a, group_b in zip(final["optimizer"]["state"].values(), whole_final["optimizer"]["state"].values()):
         assert torch.equal(group_a["momentum_buffer"], group_b["momentum_buffer"])
+    assert len((broken / "command.txt").read_text().splitlines()) == 2  # the resumed run adds its line
     steps = [json.loads(l)["step"] for l in (broken / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 10))  # resumed at step 4 of epoch 1, no step repeated
 

@@ -166,7 +166,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        (out / "command.txt").write_text(" ".join(command_line or sys.argv) + "\n")
+        with open(out / "command.txt", "a") as fh:  # a resumed run adds its own line
+            fh.write(" ".join(command_line or sys.argv) + "\n")
         write_json(out / "env.json", {**versions(), "world_size": world, "device": str(device),
                                       "data": str(Path(data).resolve()), "fold": fold})
     dist_utils.barrier()
