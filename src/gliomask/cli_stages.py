@@ -52,7 +52,9 @@ def _cmd_evaluate(args) -> int:
     rows, summary = evaluate_folders(args.pred, args.gt, None, workers=args.workers, progress=not args.quiet,
                                      case_ids=_fold_cases(args))
     if args.coco is not None:
-        summary["coco"] = coco_for_checkpoint(args.coco, args.fold, args.model, args.device)
+        from gliomask.evaluation.coco_eval import coco_ap_for_checkpoint
+
+        summary["coco"] = coco_ap_for_checkpoint(args.coco, args.fold, args.model, device=args.device)
     if args.output is not None:
         from gliomask.evaluation.evaluate import write_results
 
@@ -76,23 +78,6 @@ def _fold_cases(args):
     from gliomask.data.prepare import Prepared
 
     return Prepared.open(args.fold_of).split(args.fold)[1]
-
-
-def coco_for_checkpoint(prepared_dir, fold, checkpoint, device) -> dict:
-    from gliomask.data.prepare import Prepared
-    from gliomask.errors import GliomaskError
-    from gliomask.evaluation.coco_eval import coco_ap, detector_results
-    from gliomask.inference.predictor import Predictor
-
-    if checkpoint is None:
-        raise GliomaskError("--coco needs -m CHECKPOINT")
-    prepared = Prepared.open(prepared_dir)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
-    if tuple(prepared.settings["modalities"]) != predictor.modalities or prepared.settings["scheme"] != predictor.scheme:
-        raise GliomaskError("the checkpoint was trained on other modalities or classes than this prepared data", checkpoint)
-    _, val = prepared.split(fold)
-    gt, results = detector_results(predictor.model, prepared, val or prepared.case_ids, device=predictor.device)
-    return coco_ap(gt, results)
 
 
 def add_inference_commands(sub) -> None:

@@ -137,29 +137,25 @@ def case_id_for(index: int, edition: str) -> str:
     return f"BraTS19_SYN_{index:04d}_1" if edition == "2019" else f"BraTS-GLI-{index:05d}-000"
 
 
-def _header() -> nib.Nifti1Header:
-    hdr = nib.Nifti1Header()
-    hdr.set_xyzt_units("mm", "sec")
-    return hdr
+def _save_brats_nifti(data: np.ndarray, path: Path) -> None:
+    """Write ``data`` in its own dtype with the BraTS affine as qform and sform (code 1), units mm."""
+    img = nib.Nifti1Image(data, BRATS_AFFINE)
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_data_dtype(data.dtype)
+    img.set_qform(BRATS_AFFINE, code=1)
+    img.set_sform(BRATS_AFFINE, code=1)
+    nib.save(img, str(path))
 
 
 def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.ndarray], seg: np.ndarray) -> None:
     conv = CONVENTIONS["brats2019" if edition == "2019" else "brats2023"]
     folder.mkdir(parents=True, exist_ok=True)
     for mod, data in images.items():
-        img = nib.Nifti1Image(data, BRATS_AFFINE, _header())
-        img.set_data_dtype(np.int16)
-        img.set_qform(BRATS_AFFINE, code=1)
-        img.set_sform(BRATS_AFFINE, code=1)
-        nib.save(img, str(folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz"))
+        _save_brats_nifti(data.astype(np.int16), folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz")
     labels = seg.copy()
     if edition != "2019":
         labels[labels == 4] = 3
-    img = nib.Nifti1Image(labels.astype(np.uint8), BRATS_AFFINE, _header())
-    img.set_data_dtype(np.uint8)
-    img.set_qform(BRATS_AFFINE, code=1)
-    img.set_sform(BRATS_AFFINE, code=1)
-    nib.save(img, str(folder / f"{case_id}{conv['sep']}seg.nii.gz"))
+    _save_brats_nifti(labels.astype(np.uint8), folder / f"{case_id}{conv['sep']}seg.nii.gz")
 
 
 def _synth_one(spec: SynthSpec, root: Path) -> str:

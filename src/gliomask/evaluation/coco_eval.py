@@ -65,3 +65,20 @@ def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batc
                                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                                     "segmentation": encode_mask(mask >= mask_threshold)})
     return gt, results
+
+
+def coco_ap_for_checkpoint(prepared_dir, fold: int | None, checkpoint, *, device: str = "cpu") -> dict[str, float]:
+    """COCO AP of a checkpoint's detector on the validation slices of ``fold`` (every case if it has none)."""
+    from gliomask.data.prepare import Prepared
+    from gliomask.errors import GliomaskError
+    from gliomask.inference.predictor import Predictor
+
+    if checkpoint is None:
+        raise GliomaskError("--coco needs -m CHECKPOINT")
+    prepared = Prepared.open(prepared_dir)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    if tuple(prepared.settings["modalities"]) != predictor.modalities or prepared.settings["scheme"] != predictor.scheme:
+        raise GliomaskError("the checkpoint was trained on other modalities or classes than this prepared data", checkpoint)
+    _, val = prepared.split(fold)
+    gt, results = detector_results(predictor.model, prepared, val or prepared.case_ids, device=predictor.device)
+    return coco_ap(gt, results)

@@ -12,8 +12,8 @@ from gliomask.errors import GliomaskError
 from gliomask.evaluation.lesionwise import lesionwise
 from gliomask.evaluation.metrics import region_metrics
 from gliomask.inference.regions import REGION_NAMES, regions_from_labels
-from gliomask.io.brats import Case, convert_labels, discover_cases
-from gliomask.io.nifti import AFFINE_ATOL, atomic_path, read_nifti
+from gliomask.io.brats import Case, check_same_grid, convert_labels, discover_cases, read_labels
+from gliomask.io.nifti import atomic_path, read_nifti
 from gliomask.utils import progress_bar, write_json
 
 METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")
@@ -28,13 +28,9 @@ def find_prediction(pred_dir: Path, case_id: str) -> Path:
 
 def evaluate_case(pred_path: Path, case: Case) -> dict:
     """All metrics of one case. The prediction uses the same label convention as its ground truth."""
-    ref_img, ref = read_nifti(Path(case.seg))
+    ref_img, ref = read_labels(Path(case.seg), case.convention)
     pred_img, pred = read_nifti(pred_path)
-    if pred.shape != ref.shape:
-        raise GliomaskError(f"shape {pred.shape} differs from ground truth {Path(case.seg).name} {ref.shape}", pred_path)
-    if not np.allclose(pred_img.affine, ref_img.affine, atol=AFFINE_ATOL):
-        raise GliomaskError(f"affine differs from ground truth {Path(case.seg).name}", pred_path)
-    ref = convert_labels(ref, case.convention, Path(case.seg))
+    check_same_grid(pred_img, pred.shape, ref_img, pred_path, Path(case.seg), f"ground truth {Path(case.seg).name}")
     pred = convert_labels(pred, case.convention, pred_path)
     spacing = tuple(float(s) for s in ref_img.header.get_zooms()[:3])
     p, r = regions_from_labels(pred), regions_from_labels(ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gliomask.evaluation.evaluate import find_prediction
-from gliomask.io.brats import convert_labels, discover_cases
+from gliomask.io.brats import discover_cases, read_labels
 from gliomask.io.nifti import read_nifti
 
 
@@ -21,8 +21,8 @@ def write_visual_report(pred_dir: str | Path, gt: str | Path, out_dir: str | Pat
         case = cases[row["case"]]
         images = {m: read_nifti(Path(case.images[m]))[1] for m in ("flair", "t1ce") if m in case.images}
         pred_path = find_prediction(Path(pred_dir), case.case_id)
-        pred = convert_labels(read_nifti(pred_path)[1], case.convention, pred_path)
-        gt_labels = convert_labels(read_nifti(Path(case.seg))[1], case.convention, Path(case.seg))
+        pred = read_labels(pred_path, case.convention)[1]
+        gt_labels = read_labels(Path(case.seg), case.convention)[1]
         rel = f"overlays/{case.case_id}.png"
         save_overlay(images, out_dir / rel, pred=pred, gt=gt_labels,
                      title=f"{case.case_id}: Dice WT {row['dice_WT']:.2f} TC {row['dice_TC']:.2f} ET {row['dice_ET']:.2f}")

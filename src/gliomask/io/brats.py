@@ -212,7 +212,7 @@ def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *,
         if reference is None:
             reference, ref_path = img, path
         else:
-            _check_same_grid(img, data.shape, reference, path, ref_path)
+            check_same_grid(img, data.shape, reference, path, ref_path)
         data = data.astype(np.float32, copy=False)
         if not np.all(np.isfinite(data)):
             raise GliomaskError("image holds NaN or infinite values", path)
@@ -220,15 +220,23 @@ def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *,
     seg = None
     if with_seg and case.seg is not None:
         img, data = read_nifti(Path(case.seg))
-        _check_same_grid(img, data.shape, reference, Path(case.seg), ref_path)
+        check_same_grid(img, data.shape, reference, Path(case.seg), ref_path)
         seg = convert_labels(data, case.convention, Path(case.seg))
     return LoadedCase(case.case_id, tuple(modalities), np.stack(arrays), seg, reference)
 
 
-def _check_same_grid(img, shape, reference, path: Path, ref_path: Path) -> None:
+def check_same_grid(img, shape, reference, path: Path, ref_path: Path, ref_name: str | None = None) -> None:
+    """``img`` (voxels of ``shape``) must share the reference image's shape and affine (within AFFINE_ATOL)."""
+    ref_name = ref_name or ref_path.name
     if tuple(shape) != tuple(reference.shape[:3]):
-        raise GliomaskError(f"shape {tuple(shape)} differs from {ref_path.name} {tuple(reference.shape[:3])}", path)
+        raise GliomaskError(f"shape {tuple(shape)} differs from {ref_name} {tuple(reference.shape[:3])}", path)
     if not np.allclose(img.affine, reference.affine, atol=AFFINE_ATOL):
-        raise GliomaskError(f"affine differs from {ref_path.name}", path)
+        raise GliomaskError(f"affine differs from {ref_name}", path)
+
+
+def read_labels(path: Path, convention: str):
+    """Read a label map and convert it to the internal convention; returns (image, UInt8 labels)."""
+    img, data = read_nifti(Path(path))
+    return img, convert_labels(data, convention, Path(path))
 
 
