@@ -21,8 +21,9 @@ def _targets(h, w, n):
         y, x = 10 + 20 * i, 12 + 15 * i
         masks[i, y:y + 16, x:x + 20] = 1
         boxes.append([x, y, x + 20, y + 16])
+    regions = masks.amax(dim=0, keepdim=True).repeat(3, 1, 1) if n else torch.zeros(3, h, w, dtype=torch.uint8)
     return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.arange(1, n + 1, dtype=torch.int64).clamp(max=3), "masks": masks}
+            "labels": torch.arange(1, n + 1, dtype=torch.int64).clamp(max=3), "masks": masks, "regions": regions}
 
 
 @pytest.mark.parametrize("channels,backbone", [(4, "mobilenet_v3_fpn"), (2, "resnet18_fpn"), (4, "resnet18_fpn")])
@@ -33,7 +34,8 @@ def test_forward_backward_with_and_without_targets(channels, backbone):
     images = [torch.randn(channels, 96, 112), torch.randn(channels, 96, 112)]
     targets = [_targets(96, 112, 2), _targets(96, 112, 0)]  # second slice has no tumour
     losses = model(images, targets)
-    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg",
+                           "loss_region_bce", "loss_region_dice"}
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
@@ -44,6 +46,8 @@ def test_forward_backward_with_and_without_targets(channels, backbone):
         out = model([torch.randn(channels, 96, 112)])[0]
     n = len(out["scores"])
     assert out["boxes"].shape == (n, 4) and out["masks"].shape == (n, 1, 96, 112)  # native size, no resize
+    regions = out["regions"]  # dense WT/TC/ET probabilities on the input slice
+    assert regions.shape == (3, 96, 112) and float(regions.min()) >= 0 and float(regions.max()) <= 1
     assert n <= 20
 
 
@@ -164,3 +168,39 @@ def test_nested_classes_with_identical_boxes_both_get_positives():
         _, _, labels, _ = model.roi_heads.select_training_samples(proposals, [target])
         seen |= set(labels[0].tolist())
     assert {2, 3} <= seen
+
+
+@pytest.mark.parametrize("backbone,strides", [("mobilenet_v3_fpn", (8, 16, 32, 64)), ("resnet18_fpn", (4, 8, 16, 32, 64))])
+def test_fpn_levels_reach_stride_8_or_finer(backbone, strides):
+    model = build_maskrcnn(num_classes=1, in_channels=4, backbone=backbone).eval()
+    with torch.no_grad():
+        feats = model.backbone(torch.randn(1, 4, 256, 256))
+    assert [tuple(f.shape[-2:]) for f in feats.values()] == [(256 // s, 256 // s) for s in strides]
+    assert len(model.rpn.anchor_generator.sizes) == len(strides)  # one anchor set per FPN level
+    if backbone == "mobilenet_v3_fpn":  # raw stride-4 features for the dense head
+        assert tuple(model.backbone.fine.shape[-2:]) == (64, 64)
+
+
+def test_region_head_learns_a_thin_rim():
+    """The dense head must be able to draw a 3-pixel ring, which 28 x 28 RoI masks cannot."""
+    torch.manual_seed(0)
+    model = build_maskrcnn(num_classes=1, in_channels=1)
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
+    r = ((yy - 48) ** 2 + (xx - 44) ** 2).float().sqrt()
+    ring = ((r >= 18) & (r < 21)).to(torch.uint8)
+    image = (ring.float() * 2 + 0.1 * torch.randn(96, 96))[None]
+    disk = (r < 21).to(torch.uint8)
+    target = {"boxes": torch.tensor([[23.0, 27.0, 65.0, 69.0]]), "labels": torch.tensor([1]), "masks": disk[None],
+              "regions": torch.stack([disk, disk, ring])}
+    opt = torch.optim.Adam(model.region_head.parameters(), lr=0.01)
+    model.train()
+    for _ in range(60):
+        losses = model([image], [target])
+        opt.zero_grad()
+        (losses["loss_region_bce"] + losses["loss_region_dice"]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model([image])[0]["regions"][2] >= 0.5
+    inter = (pred & ring.bool()).sum().item()
+    assert 2 * inter / (pred.sum().item() + ring.sum().item()) > 0.8

@@ -39,7 +39,9 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(prepared, tmp_path)
     env = json.loads((run / "env.json").read_text())
     assert env["torch"] == torch.__version__
     ckpt = load_checkpoint(run / "best.pt")
-    assert ckpt["classes"] == ["WT", "TC", "ET"]
+    assert ckpt["classes"] == ["WT"] and ckpt["scheme"] == "whole"  # lesions are the detected objects
+    assert ckpt["context"] == 1  # 2.5-D: one neighbouring slice per side
+    assert ckpt["provenance"]["train_cases"] and ckpt["provenance"]["fold"] is None
     assert ckpt["modalities"] == ["t1", "t1ce", "t2", "flair"]
     assert ckpt["label_convention"] == "brats2019" and ckpt["axis"] == "axial"
     assert summary["steps"] == 40

@@ -40,7 +40,7 @@ def _cmd_predict(args) -> int:
 
     results = predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
                             threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
-                            progress=not args.quiet, case_ids=_fold_cases(args))
+                            progress=not args.quiet, case_ids=_fold_cases(args), probabilities=args.save_probabilities)
     for r in results:
         print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}")
     return 0
@@ -91,6 +91,8 @@ def add_inference_commands(sub) -> None:
     p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
                    help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
     p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write <case>_prob.nii.gz (WT, TC, ET) and uncertainty maps <case>_unc_{whole,core,enhance}.nii.gz")
     p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",
                    help="only the validation patients of --fold in this prepared folder")
     p.add_argument("--fold", type=int, default=0)

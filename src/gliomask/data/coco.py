@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from gliomask.data.instances import slice_instances
+from gliomask.data.instances import class_names, slice_instances
 from gliomask.data.prepare import Prepared
 from gliomask.utils import write_json
 
@@ -24,9 +24,10 @@ def split_slices(prepared: Prepared, case_ids: list[str]) -> list[tuple[str, int
     return [(cid, int(s)) for cid in case_ids for s in prepared.case_meta(cid)["slices"]]
 
 
-def coco_dict(prepared: Prepared, case_ids: list[str]) -> dict:
-    """Ground truth of the kept slices of ``case_ids`` as a COCO dataset dict."""
-    scheme = prepared.settings["scheme"]
+def coco_dict(prepared: Prepared, case_ids: list[str], scheme: str | None = None) -> dict:
+    """Ground truth of the kept slices of ``case_ids`` as a COCO dataset dict (classes of ``scheme``,
+    by default the prepared one)."""
+    scheme = scheme or prepared.settings["scheme"]
     min_area = prepared.settings["min_area"]
     images, annotations = [], []
     seg_cache: dict[str, np.ndarray] = {}
@@ -44,7 +45,7 @@ def coco_dict(prepared: Prepared, case_ids: list[str]) -> dict:
                 "segmentation": encode_mask(m), "area": int(m.sum()),
                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "iscrowd": 0,
             })
-    categories = [{"id": i, "name": n, "supercategory": "tumour"} for i, n in enumerate(prepared.classes, start=1)]
+    categories = [{"id": i, "name": n, "supercategory": "tumour"} for i, n in enumerate(class_names(scheme), start=1)]
     return {"info": {"description": "gliomask slices", "source": str(prepared.root)},
             "images": images, "annotations": annotations, "categories": categories}
 

@@ -9,22 +9,28 @@ import torch
 from torch.utils.data import Dataset
 
 from gliomask.data.instances import slice_instances
+from gliomask.labels import regions_from_labels
 from gliomask.data.prepare import Prepared
 
 
 class PreparedSlices(Dataset):
     """Kept slices of some cases of a prepared folder.
 
-    Each item is ``(image, target)``: ``image`` FloatTensor[C, H, W] (normalised, brain-cropped),
-    ``target`` a dict with ``boxes`` FloatTensor[N, 4] xyxy, ``labels`` Int64Tensor[N],
-    ``masks`` UInt8Tensor[N, H, W] and ``image_id`` (int, from 1). N = 0 for negative slices.
+    Each item is ``(image, target)``: ``image`` FloatTensor[C * (2 * context + 1), H, W] (normalised,
+    brain-cropped; see `context_stack`), ``target`` a dict with ``boxes`` FloatTensor[N, 4] xyxy,
+    ``labels`` Int64Tensor[N], ``masks`` UInt8Tensor[N, H, W], ``regions`` UInt8Tensor[3, H, W]
+    (WT, TC, ET) and ``image_id`` (int, from 1). N = 0 for negative slices.
+
+    ``scheme`` is the detector's class scheme (default: the prepared one); ``context`` the number of
+    neighbouring slices on each side stacked as extra channels (2.5-D input).
     """
 
     def __init__(self, prepared: Prepared, case_ids: list[str], *, transforms: Callable | None = None,
-                 negatives: bool = True):
+                 negatives: bool = True, scheme: str | None = None, context: int = 0):
         self.prepared = prepared
         self.transforms = transforms
-        self.scheme = prepared.settings["scheme"]
+        self.context = context
+        self.scheme = scheme or prepared.settings["scheme"]
         self.min_area = prepared.settings["min_area"]
         self.index: list[tuple[str, int]] = []
         self.is_negative: list[bool] = []
@@ -49,17 +55,29 @@ class PreparedSlices(Dataset):
     def __getitem__(self, i: int):
         cid, s = self.index[i]
         img, seg = self._case(cid)
-        image = torch.from_numpy(np.asarray(img[s], dtype=np.float32))
-        masks, labels, boxes = slice_instances(np.asarray(seg[s]), self.scheme, self.min_area)
+        image = torch.from_numpy(context_stack(img, s, self.context))
+        label_slice = np.asarray(seg[s])
+        masks, labels, boxes = slice_instances(label_slice, self.scheme, self.min_area)
         target = {
             "boxes": torch.from_numpy(boxes),
             "labels": torch.from_numpy(labels),
             "masks": torch.from_numpy(masks),
+            "regions": torch.from_numpy(regions_from_labels(label_slice).astype(np.uint8)),
             "image_id": i + 1,
         }
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target
+
+
+def context_stack(volume: np.ndarray, s: int, context: int) -> np.ndarray:
+    """Float32 [C * (2k + 1), H, W]: slices s-k..s+k of ``volume`` [S, C, H, W], clamped at the ends,
+    ordered slice-major (all modalities of s-k first). k = 0 gives the slice itself."""
+    if context == 0:
+        return np.asarray(volume[s], dtype=np.float32)
+    idx = np.clip(np.arange(s - context, s + context + 1), 0, volume.shape[0] - 1)
+    stack = np.asarray(volume[idx], dtype=np.float32)  # [2k+1, C, H, W]
+    return stack.reshape(-1, *stack.shape[2:])
 
 
 def collate(batch):

@@ -14,7 +14,7 @@ class SliceAugment:
     transformed masks and instances that left the slice are dropped.
 
     image FloatTensor[C, H, W]; target ``boxes`` FloatTensor[N, 4] xyxy, ``labels`` Int64Tensor[N],
-    ``masks`` UInt8Tensor[N, H, W].
+    ``masks`` UInt8Tensor[N, H, W], optional ``regions`` UInt8Tensor[3, H, W].
     """
 
     def __init__(self, *, degrees: float = 10.0, scale=(0.9, 1.1), intensity: float = 0.1,
@@ -30,12 +30,16 @@ class SliceAugment:
         h, w = image.shape[-2:]
         masks = tv_tensors.Mask(target["masks"])
         boxes = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=(h, w))
-        image, masks, boxes = self.geometric(tv_tensors.Image(image), masks, boxes)
+        regions = tv_tensors.Mask(target["regions"]) if "regions" in target else None
+        # One call: every input gets the same random flip, rotation and scale.
+        image, masks, boxes, regions = self.geometric(tv_tensors.Image(image), masks, boxes, regions)
         image = self._intensity(image.as_subclass(torch.Tensor))
         masks = masks.as_subclass(torch.Tensor)
         keep = masks.flatten(1).bool().any(dim=1)
         masks = masks[keep]
         target = dict(target, masks=masks.to(torch.uint8), labels=target["labels"][keep])
+        if regions is not None:
+            target["regions"] = regions.as_subclass(torch.Tensor).to(torch.uint8)
         boxes = masks_to_boxes(masks) if len(masks) else torch.zeros((0, 4))
         boxes[:, 2:] += 1  # exclusive max, as in slice_instances
         target["boxes"] = boxes.float()

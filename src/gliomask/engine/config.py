@@ -26,6 +26,10 @@ class ModelConfig:
     box_batch_size_per_image: int = 32  # sampled RoIs per slice; torchvision's 512 is for COCO scenes
     box_detections_per_img: int = 20
     weights: typing.Optional[str] = None  # local .pth file, or "coco" to download where online
+    region_head: bool = True  # dense WT/TC/ET head beside the detector (Panoptic FPN semantic branch)
+    region_channels: int = 64
+    detector: str = "lesions"  # lesions: one class, whole-tumour lesions as objects | scheme: the prepared classes
+    context: int = 1  # neighbouring slices per side as extra input channels (2.5-D)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class TrainConfig:
     negative_share: float = 0.15  # share of tumour-free slices in each epoch
     augment: bool = True
     val_every: int = 1
+    val_share: float = 0.1  # validation during training may take at most this share of wall time
     log_every: int = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -57,11 +62,13 @@ class TrainConfig:
 @dataclass
 class InferConfig:
     mask_threshold: float = 0.5
-    score_thresholds: typing.Optional[typing.List[float]] = None  # per class; chosen on validation
+    region_thresholds: typing.List[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # WT, TC, ET
+    score_thresholds: typing.Optional[typing.List[float]] = None  # per class, models without region head
     default_score_threshold: float = 0.5
     min_component_voxels: int = 20  # smaller 3-D components of a region are removed
     min_lesion_score: float = 0.5  # a 3-D lesion needs one detection at least this confident
-    min_case_et_voxels: int = 0  # less ET in a whole case is relabelled core; chosen on validation
+    min_case_et_voxels: int = 0  # less ET in a whole case is relabelled core
+    tune: bool = True  # choose the post-processing above on the validation fold at the end of training
     batch_size: int = 8
 
 

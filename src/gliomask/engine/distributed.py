@@ -66,3 +66,12 @@ def all_reduce_max(value: float, device) -> float:
 def cleanup() -> None:
     if is_dist():
         dist.destroy_process_group()
+
+
+def all_gather_object(obj) -> list:
+    """Every rank's ``obj``, in rank order (a one-element list without a process group)."""
+    if world_size() < 2:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -20,7 +20,10 @@ import torch
 import torchvision
 
 from gliomask import __version__
+from dataclasses import asdict
+
 from gliomask.data.dataset import PreparedSlices, collate
+from gliomask.data.instances import CLASS_SCHEMES
 from gliomask.data.prepare import Prepared
 from gliomask.data.transforms import SliceAugment
 from gliomask.engine import distributed as dist_utils
@@ -28,7 +31,8 @@ from gliomask.engine.checkpoint import load_checkpoint, save_checkpoint
 from gliomask.engine.config import Config, load_config, save_config
 from gliomask.engine.sampler import TumourBalancedSampler
 from gliomask.engine.schedule import WarmupCosine
-from gliomask.engine.validate import validate
+from gliomask.engine.validate import estimate_seconds, tune_postprocessing, validate
+from gliomask.inference.core import PostProcessing
 from gliomask.errors import GliomaskError
 from gliomask.models.builder import build_maskrcnn
 from gliomask.models.weights import load_weights
@@ -43,7 +47,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def detector_scheme(cfg: Config, prepared_scheme: str) -> str:
+    """The detector's class scheme: whole-tumour lesions as objects, or the prepared classes."""
+    if cfg.model.detector == "lesions":
+        return "whole"
+    if cfg.model.detector == "scheme":
+        return prepared_scheme
+    raise GliomaskError(f"unknown model.detector {cfg.model.detector!r}; choose lesions or scheme")
+
+
 def model_from_config(cfg: Config, num_classes: int, in_channels: int):
+    """``in_channels``: modalities x (2 * model.context + 1)."""
     m = cfg.model
     return build_maskrcnn(
         num_classes=num_classes, in_channels=in_channels, backbone=m.backbone, version=m.version, norm=m.norm,
@@ -51,6 +65,7 @@ def model_from_config(cfg: Config, num_classes: int, in_channels: int):
         rpn_pre_nms_top_n_train=m.rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=m.rpn_post_nms_top_n_train,
         rpn_pre_nms_top_n_test=m.rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=m.rpn_post_nms_top_n_test,
         box_batch_size_per_image=m.box_batch_size_per_image, box_detections_per_img=m.box_detections_per_img,
+        region_head=m.region_head, region_channels=m.region_channels,
     )
 
 
@@ -78,26 +93,28 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, thresholds=None, min_case_et_voxels=None,
+def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProcessing, fold, train_ids, val_ids,
                        extra=None) -> dict:
-    """What `predict` needs to rebuild the model and preprocess a case exactly as in training."""
+    """What `predict` needs to rebuild the model and preprocess a case exactly as in training, the
+    post-processing chosen on validation (kept apart from the config), and where the model came from:
+    the prepared data's fingerprint, the fold and the training and validation patients."""
     settings = prepared.settings
-    infer = dict(cfg.to_dict()["infer"])
-    if thresholds is not None:
-        infer["score_thresholds"] = list(thresholds)
-    if min_case_et_voxels is not None:
-        infer["min_case_et_voxels"] = int(min_case_et_voxels)
-    config = {**cfg.to_dict(), "infer": infer}
+    scheme = detector_scheme(cfg, settings["scheme"])
     payload = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "config": config,
-        "classes": list(prepared.classes),
+        "config": cfg.to_dict(),
+        "classes": [name for name, _ in CLASS_SCHEMES[scheme]],
         "modalities": list(settings["modalities"]),
-        "scheme": settings["scheme"],
+        "scheme": scheme,
+        "context": int(cfg.model.context),
+        "postprocessing": {**asdict(post), "region_thresholds": list(post.region_thresholds),
+                           "score_thresholds": list(post.score_thresholds) if post.score_thresholds else None},
         "label_convention": prepared.meta["label_convention"],
         "normalization": {"method": "brain_percentile_zscore", "clip_percentiles": list(settings["clip_percentiles"]),
                           "crop_margin": int(settings["crop_margin"])},
         "axis": settings["axis"],
+        "provenance": {"prepared_fingerprint": prepared.meta.get("fingerprint"), "fold": fold,
+                       "train_cases": list(train_ids), "val_cases": list(val_ids)},
         "versions": versions(),
     }
     payload.update(extra or {})
@@ -148,7 +165,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         cfg = load_config(config_file, overrides, base=ckpt["config"])
         if cfg.model != load_config(None, None, base=ckpt["config"]).model:
             raise GliomaskError("cannot change model settings when resuming", out / "last.pt")
-        if list(ckpt["modalities"]) != list(prepared.settings["modalities"]) or ckpt["scheme"] != prepared.settings["scheme"]:
+        if (list(ckpt["modalities"]) != list(prepared.settings["modalities"])
+                or ckpt["scheme"] != detector_scheme(cfg, prepared.settings["scheme"])):
             raise GliomaskError("checkpoint was trained on other modalities or classes than this prepared data", out / "last.pt")
         fold = ckpt.get("fold", fold)
     elif cfg is None:
@@ -177,7 +195,10 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     random.seed(tc.seed + rank)
 
     train_ids, val_ids = prepared.split(fold)
-    dataset = PreparedSlices(prepared, train_ids, transforms=SliceAugment() if tc.augment else None)
+    scheme = detector_scheme(cfg, prepared.settings["scheme"])
+    context = cfg.model.context
+    dataset = PreparedSlices(prepared, train_ids, transforms=SliceAugment() if tc.augment else None, scheme=scheme,
+                             context=context)
     if len(dataset) == 0:
         raise GliomaskError("no training slices in this split", Path(data))
     sampler = TumourBalancedSampler(dataset.is_negative, negative_share=tc.negative_share, seed=tc.seed,
@@ -185,8 +206,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
                                          num_workers=tc.workers, drop_last=len(sampler) >= tc.batch_size,
                                          persistent_workers=tc.workers > 0)
-    num_classes = len(prepared.classes)
-    in_channels = len(prepared.settings["modalities"])
+    num_classes = len(CLASS_SCHEMES[scheme])
+    in_channels = len(prepared.settings["modalities"]) * (2 * context + 1)
     model = model_from_config(cfg, num_classes, in_channels)
     if cfg.model.weights and ckpt is None:
         report = load_weights(model, cfg.model.weights)
@@ -212,13 +233,24 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     steps_per_epoch = max(len(loader), 1)
     if tc.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)
+    post = PostProcessing.from_config(cfg.infer)
+    val_kwargs = dict(scheme=scheme, context=context, batch_size=cfg.infer.batch_size, device=device, amp=tc.amp and device.type == "cuda")
+    budget = tc.max_minutes * 60 if tc.max_minutes else None
+    # train.max_minutes bounds the whole run: the training loop leaves time for the final validation
+    # and post-processing search, estimated from one timed batch (the same on every rank).
+    reserve = 0.0
+    if budget and val_ids:
+        reserve = dist_utils.all_reduce_max(1.25 * estimate_seconds(core, prepared, val_ids, context=context,
+                                                                    batch_size=cfg.infer.batch_size, device=device), device)
+        reserve = min(reserve, 0.5 * budget)
+    loop_budget = budget - reserve if budget else None
     schedule = WarmupCosine(optimizer, base_lr=tc.lr, warmup_steps=tc.warmup_steps,
                             total_steps=steps_per_epoch * tc.epochs,
-                            max_seconds=tc.max_minutes * 60 if tc.max_minutes else None, min_ratio=tc.min_lr_ratio)
+                            max_seconds=loop_budget, min_ratio=tc.min_lr_ratio)
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, best_score, elapsed_before = 0, -math.inf, 0.0
+    start_epoch, elapsed_before = 0, 0.0
     if ckpt is not None:
         core.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -226,16 +258,14 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
         start_epoch = int(ckpt["epoch"]) + 1
-        best_score = float(ckpt.get("best_score", -math.inf))
         elapsed_before = schedule.elapsed
         if main:
             print(f"resuming {out / 'last.pt'} at epoch {start_epoch}", file=sys.stderr)
 
     logger = Logger(out, main, tc.tensorboard)
     t0 = time.monotonic() - elapsed_before
-    budget = tc.max_minutes * 60 if tc.max_minutes else None
-    last_val: dict = {}
-    thresholds = cfg.infer.score_thresholds
+    last_val: dict = dict(ckpt.get("validation") or {}) if ckpt is not None else {}
+    val_seconds = float(ckpt.get("val_seconds", 0.0)) if ckpt is not None else 0.0
     stop = False
     epoch = start_epoch - 1
     for epoch in range(start_epoch, tc.epochs):
@@ -272,34 +302,50 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                             "loss": loss_value, **{k: float(v) for k, v in reduced.items()}, "seconds": elapsed})
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.4f}")
-            if budget and elapsed >= budget:
+            if loop_budget and elapsed >= loop_budget:
                 stop = True
                 break
         if hasattr(bar, "close"):
             bar.close()
         finished = stop or epoch == tc.epochs - 1
-        validated_now = bool(val_ids) and ((epoch + 1) % tc.val_every == 0 or finished)
-        if validated_now:
+        elapsed = time.monotonic() - t0
+        # Fixed-setting validation while training, only while it stays within train.val_share of the
+        # wall time; the final one (below) always runs.
+        if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
+            expected = last_val.get("seconds") or reserve / 1.25
+            if val_seconds + expected <= tc.val_share * (elapsed + expected):
+                last_val = validate(core, prepared, val_ids, post=post, **val_kwargs)
+                val_seconds += last_val["seconds"]
+                if main:
+                    logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
+                    print(f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
+                          f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)", file=sys.stderr)
+        tuned = post
+        if finished and val_ids:
+            last_val, outputs = validate(core, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
+            t_tune = time.monotonic()
+            if cfg.infer.tune:
+                tuned, after = tune_postprocessing(outputs, post)
+            else:
+                after = {k: v for k, v in last_val.items() if k.startswith("dice_")}
+            del outputs
+            last_val = {**last_val, "tuned": {k: v for k, v in after.items() if k.startswith("dice_")},
+                        "tune_seconds": time.monotonic() - t_tune}
+            val_seconds += last_val["seconds"] + last_val["tune_seconds"]
             if main:
-                last_val = validate(core, prepared, val_ids, infer_cfg=cfg.infer, device=device, amp=use_amp)
-                thresholds = last_val["thresholds"]
                 logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
                 print(f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
-                      f"ET {last_val['dice_ET']:.3f}", file=sys.stderr)
-            dist_utils.barrier()
+                      f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
+                      f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)",
+                      file=sys.stderr)
         if main:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                      "scaler": scaler.state_dict(), "epoch": epoch, "rng": _rng_state(), "fold": fold,
-                     "best_score": best_score}
-            improved = validated_now and last_val["dice_mean"] > best_score
-            if improved:
-                best_score = last_val["dice_mean"]
-                state["best_score"] = best_score
-            payload = checkpoint_payload(core, cfg, prepared, thresholds=thresholds,
-                                         min_case_et_voxels=last_val.get("min_case_et_voxels"),
-                                         extra={**state, "validation": last_val})
+                     "val_seconds": val_seconds}
+            payload = checkpoint_payload(core, cfg, prepared, post=tuned, fold=fold, train_ids=train_ids,
+                                         val_ids=val_ids, extra={**state, "validation": last_val})
             save_checkpoint(payload, out / "last.pt")
-            if improved or not val_ids:
+            if finished:  # the final weights with the post-processing chosen for them
                 save_checkpoint(payload, out / "best.pt")
         dist_utils.barrier()
         if epoch_end_hook is not None:
@@ -307,8 +353,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         if stop:
             break
     summary = {"epochs_done": epoch + 1, "steps": schedule.step_count, "seconds": time.monotonic() - t0,
-               "train_seconds": schedule.elapsed,
-               "best_score": best_score if math.isfinite(best_score) else None, "validation": last_val,
+               "train_seconds": schedule.elapsed, "val_seconds": val_seconds, "validation": last_val,
                "best": str(out / "best.pt"), "last": str(out / "last.pt"), "world_size": world}
     if main:
         write_json(out / "summary.json", summary)

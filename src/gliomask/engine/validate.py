@@ -1,86 +1,133 @@
-"""Volume-level validation through the prediction path, and per-class score thresholds chosen on it."""
+"""Validation through the prediction path, sharded across ranks, and post-processing chosen once on it.
+
+During training, validation runs at fixed settings (no search) and only while it costs little. At the
+end of training the post-processing (region thresholds, lesion score, component sizes, ET cut-off) is
+chosen on the validation fold's predictions, as nnU-Net's ``determine_postprocessing`` does, and saved
+in the checkpoint apart from the config.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 
+from gliomask.data.dataset import context_stack
+from gliomask.engine import distributed as dist_utils
 from gliomask.evaluation.metrics import dice
-from gliomask.inference.core import compose_regions, detect_volume, score_volume
-from gliomask.inference.regions import REGION_NAMES, class_score_region, postprocess, regions_from_labels
+from gliomask.inference.core import PostProcessing, detect_volume, region_probabilities, regions_from_probabilities, score_volume
+from gliomask.labels import REGION_NAMES, regions_from_labels
 
-CANDIDATE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
-
-
-CANDIDATE_ET_VOXELS = (0, 100, 250, 500, 1000)
-
-
-def predict_regions(dets, shape, scheme: str, thresholds: list[float], infer_cfg,
-                    min_case_et_voxels: int | None = None) -> np.ndarray:
-    """Detections -> cleaned, nested Bool [3, S, H, W] regions, exactly as `predict` builds them."""
-    pred = compose_regions(dets, shape, scheme, thresholds, infer_cfg.mask_threshold)
-    scores = score_volume(dets, shape, thresholds, infer_cfg.mask_threshold)
-    et_voxels = infer_cfg.min_case_et_voxels if min_case_et_voxels is None else min_case_et_voxels
-    return postprocess(pred, scores, min_voxels=infer_cfg.min_component_voxels,
-                       min_lesion_score=infer_cfg.min_lesion_score, min_case_et_voxels=et_voxels)
+REGION_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
+SEARCH = (  # (field, candidates, region index judged or None for the mean of the three)
+    ("min_lesion_score", (0.0, 0.3, 0.5, 0.7, 0.9), None),
+    ("min_component_voxels", (0, 20, 100, 500), None),
+    ("min_case_et_voxels", (0, 100, 250, 500, 1000), 2),
+)
 
 
-def choose_min_case_et_voxels(cases, scheme: str, thresholds: list[float], infer_cfg) -> int:
-    """The case-level ET volume below which ET is relabelled core, maximising mean ET Dice."""
-    regions = [(predict_regions(dets, ref.shape[1:], scheme, thresholds, infer_cfg, 0)[2], ref[2]) for dets, ref in cases]
-    best, best_score = 0, -1.0
-    for t in CANDIDATE_ET_VOXELS:
-        score = float(np.mean([dice(et if et.sum() >= t else np.zeros_like(et), ref) for et, ref in regions]))
-        if score > best_score + 1e-9:
-            best, best_score = t, score
-    return best
+def case_outputs(model, prepared, case_id: str, *, scheme: str, context: int, post: PostProcessing, batch_size: int,
+                 device, amp: bool = False):
+    """(Float16 [3, S, H, W] probabilities, Float16 [S, H, W] detection scores, Bool [3, S, H, W] reference)."""
+    volume, seg = prepared.arrays(case_id)
+    passes = detect_volume(model, volume, batch_size=batch_size, device=device, amp=amp, context=context)
+    shape = (volume.shape[0], *volume.shape[2:])
+    prob = region_probabilities(passes, shape, scheme, post).astype(np.float16)
+    scores = score_volume(passes, shape, post.mask_threshold).astype(np.float16)
+    return prob, scores, regions_from_labels(np.asarray(seg))
 
 
-def choose_thresholds(cases, scheme: str, num_classes: int, infer_cfg) -> list[float]:
-    """Per class, the score cut-off that maximises the mean Dice of the smallest region holding it.
+def _case_dice(outputs, post: PostProcessing) -> list[list[float]]:
+    out = []
+    for prob, scores, ref in outputs:
+        pred = regions_from_probabilities(prob, scores, post)
+        out.append([dice(pred[r], ref[r]) for r in range(3)])
+    return out
 
-    Classes are tuned from the most specific (ET) to the broadest (WT), each given the ones already
-    chosen, because a detection of a specific class also counts towards the broader regions.
-    ``cases``: list of (detections, Bool[3, S, H, W] reference regions).
+
+def _gathered(rows: list) -> list:
+    """Every rank's rows, in rank order (all ranks get the same list)."""
+    return [row for part in dist_utils.all_gather_object(rows) for row in part]
+
+
+def validate(model, prepared, case_ids: list[str], *, scheme: str, context: int, post: PostProcessing,
+             batch_size: int, device, amp: bool = False, keep_outputs: bool = False):
+    """Dice per region over whole validation volumes, as `predict` would produce them at ``post``.
+
+    Cases are sharded across ranks (``case_ids[rank::world]``) and the per-case figures gathered, so
+    every rank returns the same result. With ``keep_outputs`` the rank's own outputs come back too.
     """
-    thresholds = [infer_cfg.default_score_threshold] * num_classes
-    judged = class_score_region(scheme)
-    for c in sorted(range(num_classes), key=lambda k: -judged[k]):
-        best, best_score = thresholds[c], -1.0
-        for t in CANDIDATE_THRESHOLDS:
-            trial = list(thresholds)
-            trial[c] = t
-            scores = [dice(predict_regions(dets, ref.shape[1:], scheme, trial, infer_cfg)[judged[c]], ref[judged[c]])
-                      for dets, ref in cases]
-            score = float(np.mean(scores))
-            if score > best_score + 1e-9:
-                best, best_score = t, score
-        thresholds[c] = best
-    return thresholds
+    t0 = time.monotonic()
+    mine = case_ids[dist_utils.rank()::dist_utils.world_size()]
+    outputs = [case_outputs(model, prepared, cid, scheme=scheme, context=context, post=post, batch_size=batch_size,
+                            device=device, amp=amp) for cid in mine]
+    rows = _gathered(_case_dice(outputs, post))
+    result = summarise(rows)
+    result["seconds"] = dist_utils.all_reduce_max(time.monotonic() - t0, device)
+    return (result, outputs) if keep_outputs else result
 
 
-def validate(model, prepared, case_ids: list[str], *, infer_cfg, device, amp: bool = False,
-             tune_thresholds: bool = True) -> dict:
-    """Dice per region (WT, TC, ET) over whole validation volumes, as `predict` would produce them."""
-    scheme = prepared.settings["scheme"]
-    num_classes = len(prepared.classes)
-    cases = []
-    for cid in case_ids:
-        volume, seg = prepared.arrays(cid)
-        dets = detect_volume(model, volume, batch_size=infer_cfg.batch_size, device=device, amp=amp)
-        cases.append((dets, regions_from_labels(np.asarray(seg))))
-    if tune_thresholds:
-        thresholds = choose_thresholds(cases, scheme, num_classes, infer_cfg)
-        et_voxels = choose_min_case_et_voxels(cases, scheme, thresholds, infer_cfg)
-    else:
-        thresholds = infer_cfg.score_thresholds or [infer_cfg.default_score_threshold] * num_classes
-        et_voxels = infer_cfg.min_case_et_voxels
-    per_region = {name: [] for name in REGION_NAMES}
-    for dets, ref in cases:
-        pred = predict_regions(dets, ref.shape[1:], scheme, thresholds, infer_cfg, et_voxels)
-        for r, name in enumerate(REGION_NAMES):
-            per_region[name].append(dice(pred[r], ref[r]))
-    result = {f"dice_{n}": float(np.mean(v)) for n, v in per_region.items()}
+def summarise(rows: list[list[float]]) -> dict:
+    result = {f"dice_{n}": float(np.mean([r[i] for r in rows])) if rows else float("nan") for i, n in enumerate(REGION_NAMES)}
     result["dice_mean"] = float(np.mean([result[f"dice_{n}"] for n in REGION_NAMES]))
-    result["thresholds"] = [float(t) for t in thresholds]
-    result["min_case_et_voxels"] = int(et_voxels)
+    result["cases"] = len(rows)
     return result
+
+
+def tune_postprocessing(outputs, start: PostProcessing) -> tuple[PostProcessing, dict]:
+    """Coordinate search over the post-processing on the validation outputs (each rank holds its shard).
+
+    Region thresholds are judged on each region's raw Dice; the other settings through the whole
+    `regions_from_probabilities` path. A candidate replaces the current value only when it raises the
+    mean Dice over the validation cases by more than 1e-4, so ties keep the defaults.
+    """
+    post = start
+    thresholds = list(start.region_thresholds)
+    for r in range(3):
+        scores = []
+        for t in REGION_CANDIDATES:
+            rows = _gathered([dice(prob[r] >= t, ref[r]) for prob, _, ref in outputs])
+            scores.append(float(np.mean(rows)) if rows else 0.0)
+        base = scores[REGION_CANDIDATES.index(thresholds[r])] if thresholds[r] in REGION_CANDIDATES else -1.0
+        best = int(np.argmax(scores))
+        if scores[best] > base + 1e-4:
+            thresholds[r] = REGION_CANDIDATES[best]
+    post = replace(post, region_thresholds=tuple(thresholds))
+    for name, candidates, region in SEARCH:
+        def score(p):
+            rows = _gathered(_case_dice(outputs, p))
+            per = np.asarray(rows) if rows else np.zeros((1, 3))
+            return float(per[:, region].mean() if region is not None else per.mean())
+        current = score(post)
+        for value in candidates:
+            if value == getattr(post, name):
+                continue
+            trial = replace(post, **{name: value})
+            s = score(trial)
+            if s > current + 1e-4:
+                post, current = trial, s
+    return post, summarise(_gathered(_case_dice(outputs, post)))
+
+
+def estimate_seconds(model, prepared, case_ids: list[str], *, context: int, batch_size: int, device, amp=False) -> float:
+    """Seconds this rank will need to validate its shard of ``case_ids``: one timed batch, extrapolated."""
+    mine = case_ids[dist_utils.rank()::dist_utils.world_size()]
+    if not mine:
+        return 0.0
+    import torch
+
+    volume, _ = prepared.arrays(mine[0])
+    brain = [s for s in range(volume.shape[0]) if np.abs(np.asarray(volume[s], dtype=np.float32)).max() > 0]
+    probe = brain[len(brain) // 2:len(brain) // 2 + batch_size] or brain[:batch_size]
+    if not probe:
+        return 0.0
+    model.eval()
+    batch = torch.from_numpy(np.stack([context_stack(volume, s, context) for s in probe])).to(device)
+    with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=amp):
+        t0 = time.monotonic()
+        model(list(batch))
+        per_slice = (time.monotonic() - t0) / len(probe)
+    slices = sum(prepared.arrays(c)[0].shape[0] for c in mine)
+    # Prediction of every slice, plus labelling and the post-processing search (about 1 s per case).
+    return per_slice * slices + 1.0 * len(mine)

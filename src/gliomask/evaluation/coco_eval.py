@@ -44,9 +44,12 @@ def coco_ap(gt: dict, results: list[dict]) -> dict[str, float]:
 
 @torch.no_grad()
 def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batch_size: int = 8,
-                     mask_threshold: float = 0.5) -> tuple[dict, list[dict]]:
-    """Run the detector on the kept slices of ``case_ids``; returns (COCO GT dict, COCO results)."""
-    gt = coco_dict(prepared, case_ids)
+                     mask_threshold: float = 0.5, scheme: str | None = None, context: int = 0) -> tuple[dict, list[dict]]:
+    """Run the detector on the kept slices of ``case_ids``; returns (COCO GT dict, COCO results).
+    ``scheme``: the detector's classes; ``context``: its neighbouring slices per side."""
+    from gliomask.data.dataset import context_stack
+
+    gt = coco_dict(prepared, case_ids, scheme)
     model.eval()
     results = []
     by_case: dict[str, list[dict]] = {}
@@ -56,7 +59,7 @@ def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batc
         volume, _ = prepared.arrays(cid)
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            batch = [torch.from_numpy(np.asarray(volume[im["slice"]], dtype=np.float32)).to(device) for im in chunk]
+            batch = [torch.from_numpy(context_stack(volume, im["slice"], context)).to(device) for im in chunk]
             for im, pred in zip(chunk, model(batch)):
                 for box, score, label, mask in zip(pred["boxes"].cpu().numpy(), pred["scores"].cpu().numpy(),
                                                    pred["labels"].cpu().numpy(), pred["masks"][:, 0].cpu().numpy()):
@@ -77,8 +80,23 @@ def coco_ap_for_checkpoint(prepared_dir, fold: int | None, checkpoint, *, device
         raise GliomaskError("--coco needs -m CHECKPOINT")
     prepared = Prepared.open(prepared_dir)
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
-    if tuple(prepared.settings["modalities"]) != predictor.modalities or prepared.settings["scheme"] != predictor.scheme:
-        raise GliomaskError("the checkpoint was trained on other modalities or classes than this prepared data", checkpoint)
+    if tuple(prepared.settings["modalities"]) != predictor.modalities:
+        raise GliomaskError("the checkpoint was trained on other modalities than this prepared data", checkpoint)
     _, val = prepared.split(fold)
-    gt, results = detector_results(predictor.model, prepared, val or prepared.case_ids, device=predictor.device)
+    cases = val or prepared.case_ids
+    refuse_training_overlap(predictor.meta, cases, checkpoint)
+    gt, results = detector_results(predictor.model, prepared, cases, device=predictor.device,
+                                   scheme=predictor.scheme, context=predictor.context)
     return coco_ap(gt, results)
+
+
+def refuse_training_overlap(checkpoint: dict, case_ids, source) -> None:
+    """An evaluation must not include a patient the checkpoint was trained on."""
+    from gliomask.errors import GliomaskError
+
+    trained = set((checkpoint.get("provenance") or {}).get("train_cases") or [])
+    overlap = sorted(trained & set(case_ids))
+    if overlap:
+        raise GliomaskError(f"the checkpoint was trained on {len(overlap)} of the evaluated cases "
+                            f"({', '.join(overlap[:3])}{' ...' if len(overlap) > 3 else ''}); "
+                            "evaluate on patients it never saw", source)

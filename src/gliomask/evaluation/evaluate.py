@@ -42,6 +42,26 @@ def evaluate_case(pred_path: Path, case: Case) -> dict:
     return row
 
 
+def refuse_trained_cases(pred_dir: Path, case_ids: list[str]) -> None:
+    """Predictions record the patients their checkpoint was trained on (``<case>_lesions.json``,
+    ``trained_on``); scoring a model on one of them would report a training figure as a result."""
+    import json
+
+    for cid in case_ids:
+        path = pred_dir / f"{cid}_lesions.json"
+        if not path.is_file():
+            continue
+        try:
+            trained = set(json.loads(path.read_text()).get("trained_on") or [])
+        except (OSError, ValueError):
+            continue
+        overlap = sorted(trained & set(case_ids))
+        if overlap:
+            raise GliomaskError(f"the model behind these predictions was trained on {len(overlap)} of the evaluated "
+                                f"cases ({', '.join(overlap[:3])}{' ...' if len(overlap) > 3 else ''}); "
+                                "evaluate on patients it never saw", path)
+
+
 def _evaluate_job(args):
     return evaluate_case(*args)
 
@@ -78,6 +98,7 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
     jobs = [(find_prediction(pred_dir, c.case_id), c) for c in cases]
+    refuse_trained_cases(pred_dir, [c.case_id for c in cases])
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
             rows = list(progress_bar(pool.map(_evaluate_job, jobs), total=len(jobs), desc="evaluate", enabled=progress))

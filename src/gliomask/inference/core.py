@@ -1,4 +1,8 @@
-"""Running the slice detector over a volume and turning its instances into 3-D region maps."""
+"""Running the slice network over a volume, and turning its outputs into 3-D region maps.
+
+`label_volume` is the one path from network outputs to cleaned, nested WT/TC/ET maps; validation,
+post-processing search and `predict` all go through it.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,57 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gliomask.inference.regions import class_to_regions
+from gliomask.data.dataset import context_stack
+from gliomask.inference.regions import class_to_regions, postprocess
 
 
 @dataclass
 class SliceDetections:
-    """Detections on one slice: ``scores`` Float32 [N], ``labels`` Int64 [N] (1-based classes),
-    ``masks`` Float16 [N, H, W] soft masks in [0, 1] (TTA passes are flipped back)."""
+    """Outputs on one slice: ``scores`` Float32 [N], ``labels`` Int64 [N] (1-based classes),
+    ``masks`` Float16 [N, H, W] soft masks in [0, 1], ``regions`` Float16 [3, H, W] dense WT/TC/ET
+    probabilities or None (model without a region head). TTA passes are flipped back."""
 
     scores: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
+    regions: np.ndarray | None = None
+
+
+@dataclass
+class PostProcessing:
+    """Settings from probabilities to label maps; chosen on validation predictions at the end of training.
+
+    ``region_thresholds``: cut-off per region (WT, TC, ET) on its probability; ``min_lesion_score``: a 3-D
+    whole-tumour component needs one detection at least this confident; ``min_component_voxels``:
+    smaller 3-D components are removed (ET ones become core); ``min_case_et_voxels``: less ET in a
+    case is relabelled core. ``score_thresholds``/``mask_threshold`` compose instance masks when the
+    model has no region head.
+    """
+
+    region_thresholds: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    min_lesion_score: float = 0.5
+    min_component_voxels: int = 20
+    min_case_et_voxels: int = 0
+    score_thresholds: tuple[float, ...] | None = None
+    mask_threshold: float = 0.5
+
+    @classmethod
+    def from_config(cls, infer) -> "PostProcessing":
+        """From an ``InferConfig``-like object (attributes of the same names)."""
+        return cls(region_thresholds=tuple(infer.region_thresholds), min_lesion_score=infer.min_lesion_score,
+                   min_component_voxels=infer.min_component_voxels, min_case_et_voxels=infer.min_case_et_voxels,
+                   score_thresholds=tuple(infer.score_thresholds) if infer.score_thresholds else None,
+                   mask_threshold=infer.mask_threshold)
 
 
 @torch.no_grad()
 def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str | torch.device = "cpu",
-                  tta: bool = False, amp: bool = False) -> list[list[SliceDetections]]:
+                  tta: bool = False, amp: bool = False, context: int = 0) -> list[list[SliceDetections]]:
     """Run ``model`` (eval mode) over every slice of ``volume`` that holds brain.
 
     Args:
         volume: Float [S, C, H, W] normalised slices (slicing axis first).
+        context: neighbouring slices per side stacked as channels, as in training.
     Returns:
         One list per TTA pass (1, or 2 with ``tta``: identity and W-flip), each with S entries.
         Slices without brain get empty detections without running the model.
@@ -42,50 +77,70 @@ def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str
         out = [empty] * num
         for start in range(0, len(has_brain), batch_size):
             idx = has_brain[start:start + batch_size]
-            batch = torch.from_numpy(np.asarray(volume[idx], dtype=np.float32)).to(device)
+            batch = torch.from_numpy(np.stack([context_stack(volume, int(s), context) for s in idx])).to(device)
             if flip:
                 batch = batch.flip(-1)
             with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
                 preds = model(list(batch))
             for s, p in zip(idx, preds):
                 masks = p["masks"][:, 0].float()
+                regions = p.get("regions")
                 if flip:
                     masks = masks.flip(-1)
+                    regions = regions.flip(-1) if regions is not None else None
                 out[s] = SliceDetections(p["scores"].float().cpu().numpy(), p["labels"].cpu().numpy(),
-                                         masks.cpu().numpy().astype(np.float16))
+                                         masks.cpu().numpy().astype(np.float16),
+                                         None if regions is None else regions.float().cpu().numpy().astype(np.float16))
         results.append(out)
     return results
 
 
-def compose_regions(passes: list[list[SliceDetections]], shape: tuple[int, int, int], scheme: str,
-                    thresholds: list[float], mask_threshold: float = 0.5) -> np.ndarray:
-    """Instances -> Bool [3, S, H, W] (WT, TC, ET), nested by construction.
+def region_probabilities(passes: list[list[SliceDetections]], shape: tuple[int, int, int], scheme: str,
+                         post: PostProcessing) -> np.ndarray:
+    """Float32 [3, S, H, W] WT/TC/ET probabilities, averaged over TTA passes.
 
-    A class contributes its kept instances (score >= its threshold) to every region that contains its
-    labels, so an enhancing detection is also core and whole tumour. Per region and pixel the soft
-    masks are max-pooled over instances and averaged over TTA passes, then cut at ``mask_threshold``.
+    From the dense region head when the model has one. Otherwise instance masks are max-pooled per
+    region: a class kept by its score threshold contributes to every region that contains its labels.
     """
-    member = class_to_regions(scheme)
     prob = np.zeros((3, *shape), dtype=np.float32)
+    member = class_to_regions(scheme)
+    thresholds = post.score_thresholds or (0.5,) * len(member)
     for dets in passes:
-        one = np.zeros_like(prob) if len(passes) > 1 else prob
+        one = np.zeros_like(prob)
         for s, d in enumerate(dets):
+            if d.regions is not None:
+                one[:, s] = d.regions
+                continue
             for score, label, mask in zip(d.scores, d.labels, d.masks):
                 if score < thresholds[int(label) - 1]:
                     continue
                 for r in member[int(label) - 1]:
                     np.maximum(one[r, s], mask, out=one[r, s], casting="unsafe")
-        if len(passes) > 1:
-            prob += one / len(passes)
-    return prob >= mask_threshold
+        prob += one / len(passes)
+    return prob
 
 
-def score_volume(passes: list[list[SliceDetections]], grid, thresholds, mask_threshold: float) -> np.ndarray:
-    """Float32 [S, H, W]: the highest score of a kept detection whose mask covers each pixel."""
+def score_volume(passes: list[list[SliceDetections]], grid, mask_threshold: float = 0.5) -> np.ndarray:
+    """Float32 [S, H, W]: the highest score of any detection whose mask covers each pixel."""
     out = np.zeros(grid, dtype=np.float32)
     for dets in passes:
         for s, d in enumerate(dets):
-            for score, label, mask in zip(d.scores, d.labels, d.masks):
-                if score >= thresholds[int(label) - 1]:
-                    np.maximum(out[s], np.where(mask >= mask_threshold, score, 0), out=out[s])
+            for score, mask in zip(d.scores, d.masks):
+                np.maximum(out[s], np.where(mask >= mask_threshold, score, 0), out=out[s])
     return out
+
+
+def regions_from_probabilities(prob: np.ndarray, scores: np.ndarray, post: PostProcessing) -> np.ndarray:
+    """Float [3, ...] probabilities + Float [...] detection scores -> cleaned, nested Bool [3, ...]."""
+    regions = np.stack([prob[r] >= post.region_thresholds[r] for r in range(3)])
+    return postprocess(regions, scores, min_voxels=post.min_component_voxels, min_lesion_score=post.min_lesion_score,
+                       min_case_et_voxels=post.min_case_et_voxels)
+
+
+def label_volume(passes: list[list[SliceDetections]], shape: tuple[int, int, int], scheme: str,
+                 post: PostProcessing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Network outputs on a slice grid -> (Bool [3, S, H, W] regions, Float32 [S, H, W] detection scores,
+    Float32 [3, S, H, W] probabilities)."""
+    prob = region_probabilities(passes, shape, scheme, post)
+    scores = score_volume(passes, shape, post.mask_threshold)
+    return regions_from_probabilities(prob, scores, post), scores, prob

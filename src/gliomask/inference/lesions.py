@@ -14,18 +14,22 @@ from gliomask.io.nifti import atomic_path
 from gliomask.utils import write_json
 
 CSV_FIELDS = ["id", "voxels", "volume_ml", "centroid_voxel", "centroid_mm", "bbox_voxel", "bbox_mm",
-              "slice_range", "max_score", "mean_score", "et_ml", "tc_ml", "necrosis_ml", "oedema_ml"]
+              "slice_range", "max_score", "mean_score", "mean_probability", "et_ml", "tc_ml", "necrosis_ml", "oedema_ml"]
 
 
 def lesion_report(labels: np.ndarray, affine: np.ndarray, spacing, *, scores: np.ndarray | None = None,
-                  slice_axis: int = 2) -> list[dict]:
+                  slice_axis: int = 2, probabilities: np.ndarray | None = None) -> list[dict]:
     """Describe each 26-connected whole-tumour component of an internal label map (0/1/2/4).
 
     ``scores`` Float [X, Y, Z]: the highest detection score covering each voxel (0 where none).
+    ``probabilities`` Float [X, Y, Z]: the whole-tumour probability; its mean over the lesion is reported.
     Lesions are numbered from 1 by decreasing volume. Volumes are voxel counts times the voxel volume;
     millimetre positions go through ``affine`` (scanner space of the input).
     """
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    # The voxel volume from the affine itself: for an oblique or sheared grid |det| differs from the
+    # product of the header's zooms.
+    voxel_ml = abs(float(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3]))) / 1000.0 if affine is not None \
+        else float(np.prod(spacing)) / 1000.0
     components, count = ndimage.label(labels > 0, structure=STRUCTURE_3D)
     if count == 0:
         return []
@@ -59,6 +63,8 @@ def lesion_report(labels: np.ndarray, affine: np.ndarray, spacing, *, scores: np
             s = scores[box][inside]
             lesion["max_score"] = round(float(s.max()), 4)
             lesion["mean_score"] = round(float(s.mean()), 4)
+        if probabilities is not None:
+            lesion["mean_probability"] = round(float(probabilities[box][inside].mean()), 4)
         lesions.append(lesion)
     return lesions
 

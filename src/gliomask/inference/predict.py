@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gliomask.errors import GliomaskError
@@ -15,14 +16,20 @@ from gliomask.io.brats import discover_cases
 from gliomask.io.nifti import save_like
 from gliomask.utils import progress_bar
 
+UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
+
 
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "cpu",
                   tta: bool = False, threads: int | None = None, convention: str = "brats2019",
-                  overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None) -> list[dict]:
+                  overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
+                  probabilities: bool = False) -> list[dict]:
     """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
 
     Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
-    ``<case>_lesions.json`` / ``.csv`` and ``<case>_overlay.png``. Every file is written atomically.
+    ``<case>_lesions.json`` / ``.csv`` and ``<case>_overlay.png``; with ``probabilities`` also
+    ``<case>_prob.nii.gz`` (float32 [X, Y, Z, 3]: WT, TC, ET) and the BraTS 2019 uncertainty maps
+    ``<case>_unc_whole.nii.gz``, ``_unc_core``, ``_unc_enhance`` (uint8 0-100), all on the input's grid.
+    Every file is written atomically.
     Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases.
     """
     if convention not in ("brats2019", "brats2023"):
@@ -43,9 +50,16 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
         pred = predictor.predict_case(loaded)
         seg_path = out / f"{case.case_id}_seg.nii.gz"
         save_like(to_convention(pred.labels, convention), loaded.reference, seg_path)
+        if probabilities:
+            save_like(np.moveaxis(pred.probabilities, 0, -1), loaded.reference, out / f"{case.case_id}_prob.nii.gz",
+                      dtype=np.float32)
+            for name, unc in zip(UNCERTAINTY_NAMES, pred.uncertainty()):
+                save_like(unc, loaded.reference, out / f"{case.case_id}_unc_{name}.nii.gz")
+        provenance = predictor.meta.get("provenance") or {}
         write_lesion_report(pred.lesions, out / f"{case.case_id}_lesions.json", out / f"{case.case_id}_lesions.csv",
                             case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": convention,
-                                                         "spacing_mm": list(loaded.spacing)})
+                                                         "spacing_mm": list(loaded.spacing),
+                                                         "trained_on": provenance.get("train_cases", [])})
         if overlays:
             from gliomask.viz.overlay import save_overlay
 

@@ -12,21 +12,29 @@ from gliomask.data.prepare import AXES
 from gliomask.engine.checkpoint import load_checkpoint
 from gliomask.engine.config import load_config
 from gliomask.errors import GliomaskError
-from gliomask.inference.core import compose_regions, detect_volume, score_volume
+from gliomask.inference.core import PostProcessing, detect_volume, label_volume
 from gliomask.inference.lesions import lesion_report
-from gliomask.inference.regions import labels_from_regions, postprocess
+from gliomask.labels import labels_from_regions
 from gliomask.io.brats import Case, LoadedCase, load_case
 
 
 @dataclass
 class Prediction:
     """``labels`` UInt8 [X, Y, Z] internal convention (0/1/2/4); ``regions`` Bool [3, X, Y, Z] WT, TC, ET;
-    ``scores`` Float32 [X, Y, Z] highest detection score per voxel; ``lesions`` per-lesion dicts."""
+    ``scores`` Float32 [X, Y, Z] highest detection score per voxel; ``probabilities`` Float32 [3, X, Y, Z]
+    WT, TC, ET probabilities (0 outside the brain crop); ``lesions`` per-lesion dicts."""
 
     labels: np.ndarray
     regions: np.ndarray = field(repr=False)
     scores: np.ndarray = field(repr=False)
     lesions: list[dict]
+    probabilities: np.ndarray | None = field(default=None, repr=False)
+
+    def uncertainty(self) -> np.ndarray:
+        """UInt8 [3, X, Y, Z] 0-100 per region (BraTS 2019 uncertainty task): 100 at probability 0.5,
+        0 where the model is sure either way."""
+        p = self.probabilities
+        return np.rint(100 * (1 - np.abs(2 * p - 1))).astype(np.uint8)
 
 
 class Predictor:
@@ -44,8 +52,12 @@ class Predictor:
         self.norm = checkpoint["normalization"]
         self.device = resolve_device(device)
         self.tta = tta
-        self.thresholds = self.cfg.infer.score_thresholds or [self.cfg.infer.default_score_threshold] * len(self.classes)
-        self.model = model_from_config(self.cfg, len(self.classes), len(self.modalities))
+        self.context = int(checkpoint.get("context", 0))
+        tuned = checkpoint.get("postprocessing")
+        self.post = PostProcessing(**{**tuned, "region_thresholds": tuple(tuned["region_thresholds"]),
+                                      "score_thresholds": tuple(tuned["score_thresholds"]) if tuned["score_thresholds"] else None}
+                                   ) if tuned else PostProcessing.from_config(self.cfg.infer)
+        self.model = model_from_config(self.cfg, len(self.classes), len(self.modalities) * (2 * self.context + 1))
         try:
             self.model.load_state_dict(checkpoint["model"])
         except RuntimeError as exc:
@@ -80,7 +92,7 @@ class Predictor:
         norm = normalize_case(images[(slice(None), *box)], mask[box], tuple(self.norm["clip_percentiles"]))
         volume = np.ascontiguousarray(np.moveaxis(norm, self.axis + 1, 0))  # [S, C, H, W]
         passes = detect_volume(self.model, volume, batch_size=self.cfg.infer.batch_size, device=self.device,
-                               tta=self.tta, amp=self.device.type == "cuda" and self.cfg.train.amp)
+                               tta=self.tta, amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context)
         return passes, box, (volume.shape[0], *volume.shape[2:])
 
     def predict_case(self, images, affine: np.ndarray | None = None, spacing=None) -> Prediction:
@@ -105,17 +117,14 @@ class Predictor:
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
         passes, box, grid = self.detect(images)
-        infer = self.cfg.infer
-        regions_crop = compose_regions(passes, grid, self.scheme, self.thresholds, infer.mask_threshold)
-        scores_crop = score_volume(passes, grid, self.thresholds, infer.mask_threshold)
-        regions_crop = postprocess(regions_crop, scores_crop, min_voxels=infer.min_component_voxels,
-                                   min_lesion_score=infer.min_lesion_score,
-                                   min_case_et_voxels=infer.min_case_et_voxels)
+        regions_crop, scores_crop, prob_crop = label_volume(passes, grid, self.scheme, self.post)
         regions = np.zeros((3, *images.shape[1:]), dtype=bool)
         regions[(slice(None), *box)] = np.moveaxis(regions_crop, 1, self.axis + 1)
+        prob = np.zeros((3, *images.shape[1:]), dtype=np.float32)
+        prob[(slice(None), *box)] = np.moveaxis(prob_crop, 1, self.axis + 1)
         scores = np.zeros(images.shape[1:], dtype=np.float32)
         scores[box] = np.moveaxis(scores_crop, 0, self.axis)
         labels = labels_from_regions(regions)
         scores[labels == 0] = 0
-        lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis)
-        return Prediction(labels, regions, scores, lesions)
+        lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis, probabilities=prob[0])
+        return Prediction(labels, regions, scores, lesions, prob)

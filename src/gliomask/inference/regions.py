@@ -7,14 +7,10 @@ from scipy import ndimage
 
 from gliomask.data.instances import CLASS_SCHEMES
 
-REGIONS = (("WT", (1, 2, 4)), ("TC", (1, 4)), ("ET", (4,)))
-REGION_NAMES = tuple(name for name, _ in REGIONS)
-STRUCTURE_3D = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as BraTS lesion-wise scoring
+from gliomask.labels import REGION_NAMES, REGIONS, STRUCTURE_3D, labels_from_regions, regions_from_labels, to_convention
 
-
-def regions_from_labels(seg: np.ndarray) -> np.ndarray:
-    """UInt8 label map (internal 0/1/2/4) -> Bool [3, ...] for WT, TC, ET."""
-    return np.stack([np.isin(seg, values) for _, values in REGIONS])
+__all__ = ["REGIONS", "REGION_NAMES", "STRUCTURE_3D", "regions_from_labels", "labels_from_regions", "to_convention",
+           "class_to_regions", "class_score_region", "enforce_hierarchy", "postprocess", "remove_small"]
 
 
 def class_to_regions(scheme: str) -> list[list[int]]:
@@ -75,24 +71,3 @@ def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     keep = sizes >= min_voxels
     keep[0] = False
     return keep[components]
-
-
-def labels_from_regions(regions: np.ndarray) -> np.ndarray:
-    """Bool [3, ...] nested regions -> UInt8 label map: 2 oedema, 1 core, 4 enhancing."""
-    wt, tc, et = regions
-    seg = np.zeros(wt.shape, dtype=np.uint8)
-    seg[wt] = 2
-    seg[tc] = 1
-    seg[et] = 4
-    return seg
-
-
-def to_convention(seg: np.ndarray, convention: str) -> np.ndarray:
-    """Internal labels -> ``brats2019`` (0/1/2/4) or ``brats2023`` (0/1/2/3)."""
-    if convention == "brats2019":
-        return seg
-    if convention == "brats2023":
-        out = seg.copy()
-        out[out == 4] = 3
-        return out
-    raise ValueError(convention)

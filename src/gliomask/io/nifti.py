@@ -79,12 +79,14 @@ def atomic_output_dir(path: Path) -> Iterator[Path]:
 def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: Path, dtype=np.uint8) -> Path:
     """Write ``data`` with the reference image's affine, qform, sform and a copy of its header.
 
-    Nothing is reoriented: ``data`` must be in the reference's voxel order. Written atomically.
+    Nothing is reoriented: ``data`` must be in the reference's voxel order ([X, Y, Z] or [X, Y, Z, K]).
+    Written atomically.
     """
     data = np.asarray(data)
-    if data.shape != reference.shape[:3]:
+    if data.shape[:3] != reference.shape[:3]:
         raise GliomaskError(f"shape {data.shape} does not match reference {reference.shape[:3]}", path)
     header = reference.header.copy()
+    header.set_data_shape(data.shape)
     header.set_data_dtype(dtype)
     header.set_slope_inter(1.0, 0.0)
     img = nib.Nifti1Image(data.astype(dtype), reference.affine, header=header)

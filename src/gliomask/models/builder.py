@@ -9,7 +9,9 @@ from torchvision.models import mobilenet_v3_large
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection._utils import Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.rpn import RPNHead
@@ -18,6 +20,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from torchvision.models import resnet18, resnet34, resnet50
 
 from gliomask.errors import GliomaskError
+from gliomask.models.region_head import RegionHead, pad_regions, region_loss
 
 BACKBONES = ("resnet50_fpn", "resnet34_fpn", "resnet18_fpn", "mobilenet_v3_fpn")
 _RESNETS = {"resnet18_fpn": resnet18, "resnet34_fpn": resnet34, "resnet50_fpn": resnet50}
@@ -51,6 +54,64 @@ class NativeSizeTransform(GeneralizedRCNNTransform):
         return image, target
 
 
+class GliomaskRCNN(MaskRCNN):
+    """Mask R-CNN whose FPN features also feed a dense WT/TC/ET ``RegionHead`` (Panoptic FPN style).
+
+    Training targets may carry ``regions`` UInt8Tensor[3, H, W] (WT, TC, ET); the losses then add
+    ``loss_region_bce`` and ``loss_region_dice``. In eval each output dict adds ``regions``
+    FloatTensor[3, H, W], the sigmoid region probabilities on the input slice.
+    """
+
+    def __init__(self, backbone, *args, region_head: RegionHead | None = None, **kwargs):
+        super().__init__(backbone, *args, **kwargs)
+        self.region_head = region_head
+
+    def forward(self, images, targets=None):
+        original_sizes = [tuple(img.shape[-2:]) for img in images]
+        batch, targets = self.transform(images, targets)
+        features = self.backbone(batch.tensors)
+        proposals, proposal_losses = self.rpn(batch, features, targets)
+        detections, detector_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
+        logits = None
+        if self.region_head is not None:
+            logits = self.region_head(features, batch.tensors, fine=getattr(self.backbone, "fine", None))
+        if self.training:
+            losses = {**detector_losses, **proposal_losses}
+            if logits is not None and all("regions" in t for t in targets):
+                losses.update(region_loss(logits, pad_regions(targets, logits.shape[-2:])))
+            return losses
+        detections = self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+        if logits is not None:
+            for i, (h, w) in enumerate(batch.image_sizes):
+                detections[i]["regions"] = torch.sigmoid(logits[i, :, :h, :w].float())
+        return detections
+
+
+class MobileNetFPN(nn.Module):
+    """MobileNetV3-Large with FPN levels at strides 8, 16, 32 (+ the pooled 64), 128 channels.
+
+    torchvision's ``_mobilenet_extractor(returned_layers=[3, 4, 5])`` gives strides 16, 32, 32: no
+    high-resolution map for small lesions and thin rims. Each stage's last block is taken here. A
+    stride-4 FPN level would cost more than the rest of the network on a CPU, so the raw stride-4
+    features (24 channels) are kept aside in ``self.fine`` for the dense region head only.
+    """
+
+    def __init__(self, net, out_channels: int = 128):
+        super().__init__()
+        # features[3], [6], [12], [16] end the stride-4, 8, 16 and 32 stages.
+        self.body = IntermediateLayerGetter(net.features, {"3": "fine", "6": "0", "12": "1", "16": "2"})
+        in_channels = [net.features[i].out_channels for i in (6, 12, 16)]
+        self.fpn = FeaturePyramidNetwork(in_channels, out_channels, extra_blocks=LastLevelMaxPool())
+        self.out_channels = out_channels
+        self.fine_channels = net.features[3].out_channels
+        self.fine: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        feats = self.body(x)
+        self.fine = feats.pop("fine")
+        return self.fpn(feats)
+
+
 def _norm_layer(norm: str):
     if norm == "batch":
         return nn.BatchNorm2d
@@ -80,6 +141,8 @@ def build_maskrcnn(
     box_batch_size_per_image: int = 32,
     box_detections_per_img: int = 20,
     box_score_thresh: float = 0.05,
+    region_head: bool = True,
+    region_channels: int = 64,
 ) -> MaskRCNN:
     """Build a torchvision Mask R-CNN for ``in_channels``-channel slices.
 
@@ -90,6 +153,7 @@ def build_maskrcnn(
         version: ``"v1"`` (Mask R-CNN) or ``"v2"`` (Li et al. 2021 heads: conv box head, normalised
             mask head, 2-conv RPN), ResNet backbones only.
         norm: ``"batch"`` (train from scratch) or ``"frozen"`` (with loaded weights).
+        region_head: add the dense WT/TC/ET head beside the detector (``GliomaskRCNN``).
     Inputs are already z-scored per modality, so ``image_mean`` is 0 and ``image_std`` 1, and slices
     are not resized. Anchors span 8 to 128 px (8 mm to 12.8 cm at 1 mm).
 
@@ -109,9 +173,8 @@ def build_maskrcnn(
         net = mobilenet_v3_large(weights=None, norm_layer=norm_layer)
         first = net.features[0][0]
         net.features[0][0] = _replace_first_conv(first, in_channels)
-        # Three strided stages (strides 8, 16, 32) plus the pooled level: small lesions need stride 8.
-        body = _mobilenet_extractor(net, True, 6, returned_layers=[3, 4, 5])
-        sizes = ((8, 16), (24, 32), (48, 64), (96, 128))
+        body = MobileNetFPN(net)
+        sizes = ((8, 16), (24, 32), (48, 64), (96, 128))  # strides 8, 16, 32, 64
     else:
         raise GliomaskError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
     if version not in ("v1", "v2"):
@@ -127,8 +190,10 @@ def build_maskrcnn(
         rpn_head = RPNHead(channels, anchors.num_anchors_per_location()[0])
         box_head = TwoMLPHead(channels * 7 * 7, box_head_dim)
         mask_head = MaskRCNNHeads(channels, [256] * mask_head_layers, 1)
-    model = MaskRCNN(
+    model = GliomaskRCNN(
         body,
+        region_head=RegionHead(channels, in_channels, channels=region_channels,
+                               fine_channels=getattr(body, "fine_channels", 0)) if region_head else None,
         num_classes=num_classes + 1,
         rpn_anchor_generator=anchors,
         rpn_head=rpn_head,
