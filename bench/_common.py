@@ -15,6 +15,18 @@ def peak_rss_mb(children: bool = False) -> float:
     return kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024
 
 
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS in MB (VmHWM). Unlike ``ru_maxrss``, which Linux carries over from the
+    parent across fork and exec, VmHWM belongs to the process's own address space."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
 def emit(name: str, rows: list[dict], out_dir: str | Path | None) -> None:
     """Print rows as a table and, with ``out_dir``, save them as JSON for `make bench`."""
     keys = list(dict.fromkeys(k for row in rows for k in row))

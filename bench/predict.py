@@ -7,7 +7,8 @@ weights fill every slice with 100 detections, which no trained model does. The b
 resnet50-FPN weights (trained with torchvision's own head layout) under torchvision's defaults:
 images resized to 800 px, 1000 RPN proposals, up to 100 detections, every slice one by one, no
 brain crop. Each measurement runs in a fresh process so that its peak RSS is its own.
-Goal: <= 5 s per volume, >= 30x faster than the baseline, <= 2 GB.
+Goal: <= 5 s per volume, >= 30x faster than the baseline, <= 2 GB. A MobileNet trained on three
+planes is timed fusing one, two and three of them, so that each added plane's cost shows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, peak_rss_mb  # noqa: E402
+from _common import emit, own_peak_rss_mb  # noqa: E402
 
 # name -> training overrides; "resnet50_fpn_tv" keeps torchvision's head layout so that the
 # torchvision-default baseline can load the very same weights.
@@ -32,24 +33,27 @@ MODELS = {
     "resnet34_fpn": ["model.backbone=resnet34_fpn"],
     "resnet50_fpn_v2": ["model.backbone=resnet50_fpn", "model.version=v2"],
     "resnet50_fpn_tv": ["model.backbone=resnet50_fpn", "model.box_head_dim=1024", "model.mask_head_layers=4",
-                        "model.box_batch_size_per_image=128"],
+                        "model.box_batch_size_per_image=128", "model.region_head=false", "model.context=0"],
+    # trained on three planes; timed with 1, 2 and 3 planes fused
+    "mobilenet_v3_fpn_3planes": ["model.backbone=mobilenet_v3_fpn", "model.planes=[axial, coronal, sagittal]"],
 }
+PLANE_SETS = ("axial", "axial,coronal", "axial,coronal,sagittal")
 
 
-def measure_gliomask(checkpoint: str, case_dir: str, threads: int) -> dict:
+def measure_gliomask(checkpoint: str, case_dir: str, threads: int, planes: str | None = None) -> dict:
     import torch
 
     from gliomask.inference.predictor import Predictor
     from gliomask.io.brats import discover_cases
 
     torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = Predictor.from_checkpoint(checkpoint, planes=planes.split(",") if planes else None)
     case = discover_cases(case_dir)[0]
     predictor.predict_case(case)  # warm-up
     t = time.perf_counter()
     pred = predictor.predict_case(case)  # loads the NIfTI files, normalises, detects, builds the 3-D map
     seconds = time.perf_counter() - t
-    return {"s_per_volume": seconds, "peak_rss_mb": peak_rss_mb(), "lesions": len(pred.lesions)}
+    return {"s_per_volume": seconds, "peak_rss_mb": own_peak_rss_mb(), "lesions": len(pred.lesions)}
 
 
 def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -> dict:
@@ -66,7 +70,7 @@ def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=len(ckpt["classes"]) + 1,
         image_mean=[0.0] * 4, image_std=[1.0] * 4)
-    model.backbone.body.conv1 = torch.nn.Conv2d(4, 64, 7, 2, 3, bias=False)
+    model.backbone.body.conv1 = torch.nn.Conv2d(4, 64, 7, 2, 3, bias=False)  # context 0: the 4 modalities
     state = {k: v for k, v in ckpt["model"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not [k for k in missing if "num_batches" not in k], missing
@@ -81,7 +85,7 @@ def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -
             out = model([torch.from_numpy(np.ascontiguousarray(images[..., z]))])[0]
             detections += len(out["scores"])
     seconds = (time.perf_counter() - t) * images.shape[-1] / len(slices)
-    return {"s_per_volume": seconds, "peak_rss_mb": peak_rss_mb(), "mean_detections_per_slice": detections / len(slices),
+    return {"s_per_volume": seconds, "peak_rss_mb": own_peak_rss_mb(), "mean_detections_per_slice": detections / len(slices),
             "slices_timed": len(slices)}
 
 
@@ -89,7 +93,7 @@ def _child(args) -> None:
     if args.baseline:
         result = measure_baseline(args.checkpoint, args.case, args.threads, args.baseline_every)
     else:
-        result = measure_gliomask(args.checkpoint, args.case, args.threads)
+        result = measure_gliomask(args.checkpoint, args.case, args.threads, args.planes)
     print("RESULT " + json.dumps(result))
 
 
@@ -115,6 +119,7 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--checkpoint", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--planes", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return _child(args)
@@ -135,10 +140,11 @@ def main() -> None:
             cfg = load_config(None, MODELS[name] + [f"train.max_minutes={args.train_seconds / 60}", "train.epochs=100",
                                                     "train.val_every=1000", f"train.threads={args.threads}"])
             train(tmp / "prep", tmp / name, cfg, fold=None, progress=False)
-            result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir,
-                                 "--threads", str(args.threads)], args.threads)
-            rows.append({"pipeline": f"gliomask {name}", **result})
-            print(rows[-1], flush=True)
+            for planes in (PLANE_SETS if name.endswith("3planes") else (None,)):
+                result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir,
+                                     "--threads", str(args.threads), *(["--planes", planes] if planes else [])], args.threads)
+                rows.append({"pipeline": f"gliomask {name}" + (f" predicting {planes}" if planes else ""), **result})
+                print(rows[-1], flush=True)
         for path in args.also:
             result = _run_child(["--checkpoint", str(Path(path).resolve()), "--case", case_dir,
                                  "--threads", str(args.threads)], args.threads)

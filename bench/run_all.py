@@ -1,4 +1,4 @@
-"""`make bench`: run the three benches and write one table of figures to bench/out/figures.md."""
+"""`make bench`: run the benches and write one table of figures to bench/out/figures.md."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ OUT = HERE / "out"
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     demo_checkpoint = HERE.parent / "demo_out" / "run" / "best.pt"
-    for script in ("prepare.py", "train.py", "predict.py"):
+    for script in ("prepare.py", "train.py", "predict.py", "evaluate.py"):
         print(f"=== bench/{script}", flush=True)
         extra = ["--also", str(demo_checkpoint)] if script == "predict.py" and demo_checkpoint.is_file() else []
         subprocess.run([sys.executable, str(HERE / script), "--json", str(OUT), *extra], check=True)
     lines = ["# gliomask bench figures", ""]
-    for name in ("prepare", "train", "predict"):
+    for name in ("prepare", "train", "predict", "evaluate"):
         rows = json.loads((OUT / f"{name}.json").read_text())
         keys = list(dict.fromkeys(k for r in rows for k in r))
         lines += [f"## {name}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

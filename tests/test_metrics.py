@@ -23,9 +23,9 @@ def test_empty_rules():
     empty = np.zeros((10, 10, 10), bool)
     some = empty.copy()
     some[2:4, 2:4, 2:4] = True
-    assert dice(empty, empty) == 1.0 and hd95(empty, empty) == 0.0
-    assert dice(some, empty) == 0.0 and hd95(some, empty) == EMPTY_HD95 == 373.13
-    assert dice(empty, some) == 0.0 and hd95(empty, some) == 373.13
+    assert dice(empty, empty) == 1.0 and hd95(empty, empty) == 0.0 and hd95(empty, empty, standard="legacy") == 0.0
+    assert dice(some, empty) == 0.0 and hd95(some, empty) == EMPTY_HD95["brats2023"] == 374.0
+    assert dice(empty, some) == 0.0 and hd95(empty, some, standard="legacy") == EMPTY_HD95["legacy"] == 373.13
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
@@ -43,17 +43,17 @@ def test_boxes_offset_by_k_voxels(k, axis, spacing):
     index[axis] = 10
     p[tuple(index)] = True
     q = np.roll(p, k, axis=axis)
-    assert hd95(p, q, spacing) == pytest.approx(k * spacing[axis])
+    # brats-evaluation's legacy HD95 measures in voxels whatever the spacing.
+    assert hd95(p, q, spacing, standard="legacy") == pytest.approx(k)
     assert dice(p, q) == 0.0
 
 
-def _reference_hd95(a, b, spacing):
-    """Independent implementation: k-d tree over surface point coordinates in mm."""
-    pa = np.argwhere(surface(a)) * np.asarray(spacing)
-    pb = np.argwhere(surface(b)) * np.asarray(spacing)
+def _reference_pooled_hd95(a, b):
+    """Independent implementation of medpy's pooled HD95 in voxel units: k-d trees over surface points."""
+    pa, pb = np.argwhere(surface(a)), np.argwhere(surface(b))
     d_ab = cKDTree(pb).query(pa)[0]
     d_ba = cKDTree(pa).query(pb)[0]
-    return max(np.percentile(d_ab, 95), np.percentile(d_ba, 95))
+    return np.percentile(np.concatenate([d_ab, d_ba]), 95)
 
 
 def _reference_surface(mask):
@@ -77,7 +77,7 @@ def test_random_shapes_agree_with_independent_implementation(seed):
     b = ndimage.gaussian_filter(rng.random((24, 28, 20)), 2) > 0.52
     assert a.any() and b.any()
     assert np.array_equal(surface(a), _reference_surface(a))
-    assert hd95(a, b, spacing) == pytest.approx(_reference_hd95(a, b, spacing), rel=1e-6)
+    assert hd95(a, b, spacing, standard="legacy") == pytest.approx(_reference_pooled_hd95(a, b), rel=1e-6)
     inter = np.logical_and(a, b).sum()
     assert dice(a, b) == pytest.approx(2 * inter / (a.sum() + b.sum()))
     assert sensitivity(a, b) == pytest.approx(inter / b.sum())
@@ -98,6 +98,6 @@ def test_lesionwise_counts_tp_fp_fn_and_ignores_small_lesions():
     hit_dice = dice(_ball(shape, (15, 16, 20), 6), _ball(shape, (15, 15, 20), 6))
     assert out["lesion_dice"] == pytest.approx(hit_dice / 3)
     perfect = lesionwise(ref, ref)
-    assert perfect["lesion_dice"] == 1.0 and perfect["fp"] == 0 and perfect["gt_lesions"] == 2
+    assert perfect["lesion_dice"] == 1.0 and perfect["fp"] == 0 and perfect["tp"] == 2 and perfect["fn"] == 0
     empty = np.zeros(shape, bool)
     assert lesionwise(empty, empty)["lesion_dice"] == 1.0

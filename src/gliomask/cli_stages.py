@@ -40,7 +40,8 @@ def _cmd_predict(args) -> int:
 
     results = predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
                             threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
-                            progress=not args.quiet, case_ids=_fold_cases(args), probabilities=args.save_probabilities)
+                            progress=not args.quiet, case_ids=_fold_cases(args), probabilities=args.save_probabilities,
+                            planes=args.planes.split(",") if args.planes else None)
     for r in results:
         print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}")
     return 0
@@ -50,7 +51,7 @@ def _cmd_evaluate(args) -> int:
     from gliomask.evaluation.evaluate import evaluate_folders, format_table
 
     rows, summary = evaluate_folders(args.pred, args.gt, None, workers=args.workers, progress=not args.quiet,
-                                     case_ids=_fold_cases(args))
+                                     case_ids=_fold_cases(args), standard=args.standard)
     if args.coco is not None:
         from gliomask.evaluation.coco_eval import coco_ap_for_checkpoint
 
@@ -91,6 +92,8 @@ def add_inference_commands(sub) -> None:
     p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
                    help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
     p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--planes", default=None, metavar="axial,coronal,sagittal",
+                   help="fuse region probabilities over these of the checkpoint's trained planes (default: all it was trained on)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write <case>_prob.nii.gz (WT, TC, ET) and uncertainty maps <case>_unc_{whole,core,enhance}.nii.gz")
     p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",
@@ -103,6 +106,8 @@ def add_inference_commands(sub) -> None:
     p.add_argument("--pred", required=True, type=Path, help="folder of <case>_seg.nii.gz")
     p.add_argument("--gt", required=True, type=Path, help="BraTS folder with ground-truth segmentations")
     p.add_argument("-o", "--output", type=Path, default=None, help="folder for metrics.csv, summary.json, index.html")
+    p.add_argument("--standard", choices=["brats2023", "legacy"], default="brats2023",
+                   help="brats2023: the BraTS 2023+ official code (default); legacy: BraTS 2018-2021 as brats-evaluation computes it")
     p.add_argument("--coco", type=Path, default=None, help="prepared folder: also compute slice-level COCO AP")
     p.add_argument("--fold", type=int, default=0, help="fold for --coco and --fold-of")
     p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",

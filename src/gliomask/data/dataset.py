@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gliomask.data.instances import slice_instances
+from gliomask.data.planes import plane_dim, plane_view, seg_view
 from gliomask.labels import regions_from_labels
 from gliomask.data.prepare import Prepared
 
@@ -22,27 +23,45 @@ class PreparedSlices(Dataset):
     (WT, TC, ET) and ``image_id`` (int, from 1). N = 0 for negative slices.
 
     ``scheme`` is the detector's class scheme (default: the prepared one); ``context`` the number of
-    neighbouring slices on each side stacked as extra channels (2.5-D input).
+    neighbouring slices on each side stacked as extra channels (2.5-D input); ``planes`` the slicing
+    planes (default: the prepared axis). Slices of another plane are its tumour slices plus the
+    prepared share of tumour-free brain slices, chosen per case with the prepared seed.
     """
 
     def __init__(self, prepared: Prepared, case_ids: list[str], *, transforms: Callable | None = None,
-                 negatives: bool = True, scheme: str | None = None, context: int = 0):
+                 negatives: bool = True, scheme: str | None = None, context: int = 0,
+                 planes: tuple[str, ...] | None = None):
         self.prepared = prepared
         self.transforms = transforms
         self.context = context
         self.scheme = scheme or prepared.settings["scheme"]
         self.min_area = prepared.settings["min_area"]
-        self.index: list[tuple[str, int]] = []
+        axis = prepared.settings["axis"]
+        self.dims = [plane_dim(axis, p) for p in (planes or (axis,))]
+        self.index: list[tuple[str, int, int]] = []
         self.is_negative: list[bool] = []
         for cid in case_ids:
-            _, seg = prepared.arrays(cid)
-            for s in prepared.case_meta(cid)["slices"]:
-                neg = not seg[s].any()
-                if neg and not negatives:
-                    continue
-                self.index.append((cid, int(s)))
-                self.is_negative.append(neg)
+            img, seg = prepared.arrays(cid)
+            for dim in self.dims:
+                for s in self._slices(cid, img, seg, dim):
+                    neg = not seg_view(seg, dim)[s].any()
+                    if neg and not negatives:
+                        continue
+                    self.index.append((cid, dim, int(s)))
+                    self.is_negative.append(neg)
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _slices(self, cid: str, img, seg, dim: int) -> list[int]:
+        if dim == 0:
+            return [int(s) for s in self.prepared.case_meta(cid)["slices"]]
+        segv = seg_view(np.asarray(seg), dim)
+        tumour = segv.reshape(len(segv), -1).any(axis=1)
+        brain = np.moveaxis(np.abs(np.asarray(img[:, 0])) > 0, dim - 1, 0).reshape(len(segv), -1).any(axis=1)
+        negatives = np.flatnonzero(brain & ~tumour)
+        rng = np.random.default_rng([self.prepared.settings["seed"], dim, len(segv), int(tumour.sum())])
+        keep = int(round(self.prepared.settings["negative_fraction"] * len(negatives)))
+        chosen = rng.choice(negatives, size=keep, replace=False) if keep else np.zeros(0, int)
+        return sorted(np.concatenate([np.flatnonzero(tumour), chosen]).astype(int).tolist())
 
     def __len__(self) -> int:
         return len(self.index)
@@ -53,10 +72,10 @@ class PreparedSlices(Dataset):
         return self._arrays[cid]
 
     def __getitem__(self, i: int):
-        cid, s = self.index[i]
+        cid, dim, s = self.index[i]
         img, seg = self._case(cid)
-        image = torch.from_numpy(context_stack(img, s, self.context))
-        label_slice = np.asarray(seg[s])
+        image = torch.from_numpy(context_stack(plane_view(img, dim), s, self.context))
+        label_slice = np.asarray(seg_view(seg, dim)[s])
         masks, labels, boxes = slice_instances(label_slice, self.scheme, self.min_area)
         target = {
             "boxes": torch.from_numpy(boxes),

@@ -30,6 +30,7 @@ class ModelConfig:
     region_channels: int = 64
     detector: str = "lesions"  # lesions: one class, whole-tumour lesions as objects | scheme: the prepared classes
     context: int = 1  # neighbouring slices per side as extra input channels (2.5-D)
+    planes: typing.List[str] = field(default_factory=list)  # slicing planes trained and fused; [] = the prepared axis
 
 
 @dataclass

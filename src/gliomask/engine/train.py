@@ -24,6 +24,7 @@ from dataclasses import asdict
 
 from gliomask.data.dataset import PreparedSlices, collate
 from gliomask.data.instances import CLASS_SCHEMES
+from gliomask.data.planes import plane_dim
 from gliomask.data.prepare import Prepared
 from gliomask.data.transforms import SliceAugment
 from gliomask.engine import distributed as dist_utils
@@ -45,6 +46,9 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GliomaskError(f"device {name} asked for, but CUDA is not available")
     return torch.device(name)
+
+
+RESERVE_EVERY = 50  # steps between re-estimates of the final validation's cost
 
 
 def detector_scheme(cfg: Config, prepared_scheme: str) -> str:
@@ -107,6 +111,7 @@ def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProc
         "modalities": list(settings["modalities"]),
         "scheme": scheme,
         "context": int(cfg.model.context),
+        "planes": list(cfg.model.planes) or [settings["axis"]],
         "postprocessing": {**asdict(post), "region_thresholds": list(post.region_thresholds),
                            "score_thresholds": list(post.score_thresholds) if post.score_thresholds else None},
         "label_convention": prepared.meta["label_convention"],
@@ -197,8 +202,13 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     train_ids, val_ids = prepared.split(fold)
     scheme = detector_scheme(cfg, prepared.settings["scheme"])
     context = cfg.model.context
+    planes = tuple(cfg.model.planes) or (prepared.settings["axis"],)
+    try:
+        dims = tuple(plane_dim(prepared.settings["axis"], p) for p in planes)
+    except ValueError as exc:
+        raise GliomaskError(f"model.planes: {exc}") from None
     dataset = PreparedSlices(prepared, train_ids, transforms=SliceAugment() if tc.augment else None, scheme=scheme,
-                             context=context)
+                             context=context, planes=planes)
     if len(dataset) == 0:
         raise GliomaskError("no training slices in this split", Path(data))
     sampler = TumourBalancedSampler(dataset.is_negative, negative_share=tc.negative_share, seed=tc.seed,
@@ -234,19 +244,24 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     if tc.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)
     post = PostProcessing.from_config(cfg.infer)
-    val_kwargs = dict(scheme=scheme, context=context, batch_size=cfg.infer.batch_size, device=device, amp=tc.amp and device.type == "cuda")
+    val_kwargs = dict(scheme=scheme, context=context, batch_size=cfg.infer.batch_size, device=device,
+                      amp=tc.amp and device.type == "cuda", dims=dims)
     budget = tc.max_minutes * 60 if tc.max_minutes else None
     # train.max_minutes bounds the whole run: the training loop leaves time for the final validation
-    # and post-processing search, estimated from one timed batch (the same on every rank).
-    reserve = 0.0
-    if budget and val_ids:
-        reserve = dist_utils.all_reduce_max(1.25 * estimate_seconds(core, prepared, val_ids, context=context,
-                                                                    batch_size=cfg.infer.batch_size, device=device), device)
-        reserve = min(reserve, 0.5 * budget)
-    loop_budget = budget - reserve if budget else None
+    # and post-processing search, estimated from one timed batch of the current model (the same on
+    # every rank), again every RESERVE_EVERY steps since a trained detector is faster than a new one.
+    def loop_budget() -> float | None:
+        if not budget:
+            return None
+        if not val_ids:
+            return budget
+        est = estimate_seconds(core, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device,
+                               dims=dims)
+        return budget - min(dist_utils.all_reduce_max(1.25 * est, device), 0.5 * budget)
+
     schedule = WarmupCosine(optimizer, base_lr=tc.lr, warmup_steps=tc.warmup_steps,
                             total_steps=steps_per_epoch * tc.epochs,
-                            max_seconds=loop_budget, min_ratio=tc.min_lr_ratio)
+                            max_seconds=loop_budget(), min_ratio=tc.min_lr_ratio)
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -302,7 +317,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                             "loss": loss_value, **{k: float(v) for k, v in reduced.items()}, "seconds": elapsed})
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.4f}")
-            if loop_budget and elapsed >= loop_budget:
+            if schedule.max_seconds and schedule.step_count % RESERVE_EVERY == 0:
+                schedule.max_seconds = loop_budget()
+            if schedule.max_seconds and elapsed >= schedule.max_seconds:
                 stop = True
                 break
         if hasattr(bar, "close"):
@@ -312,12 +329,13 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         # Fixed-setting validation while training, only while it stays within train.val_share of the
         # wall time; the final one (below) always runs.
         if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
-            expected = last_val.get("seconds") or reserve / 1.25
+            expected = last_val.get("seconds") or dist_utils.all_reduce_max(estimate_seconds(
+                core, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims), device)
             if val_seconds + expected <= tc.val_share * (elapsed + expected):
                 last_val = validate(core, prepared, val_ids, post=post, **val_kwargs)
                 val_seconds += last_val["seconds"]
                 if main:
-                    logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
+                    logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val, "elapsed": elapsed})
                     print(f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
                           f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)", file=sys.stderr)
         tuned = post

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from gliomask.errors import GliomaskError
-from gliomask.evaluation.lesionwise import lesionwise
-from gliomask.evaluation.metrics import region_metrics
+from scipy import ndimage
+
+from gliomask.evaluation.detection import average_precision, froc, match_lesions, median_true_lesion_score
+from gliomask.evaluation.lesionwise import lesionwise, matched_counts
+from gliomask.evaluation.metrics import STANDARDS, region_metrics
 from gliomask.inference.regions import REGION_NAMES, regions_from_labels
 from gliomask.io.brats import Case, check_same_grid, convert_labels, discover_cases, read_labels
 from gliomask.io.nifti import atomic_path, read_nifti
@@ -26,8 +29,12 @@ def find_prediction(pred_dir: Path, case_id: str) -> Path:
     raise GliomaskError(f"no prediction for case {case_id} (expected {case_id}_seg.nii.gz)", pred_dir)
 
 
-def evaluate_case(pred_path: Path, case: Case) -> dict:
-    """All metrics of one case. The prediction uses the same label convention as its ground truth."""
+def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> dict:
+    """All metrics of one case under ``standard`` (see `gliomask.evaluation.metrics`). The prediction
+    uses the same label convention as its ground truth.
+
+    Lesion-wise Dice and HD95 follow the BraTS 2023 rules in both standards; TP/FP/FN follow the
+    2023 rules (``brats2023``) or ``brats-evaluation``'s one-to-one matching (``legacy``)."""
     ref_img, ref = read_labels(Path(case.seg), case.convention)
     pred_img, pred = read_nifti(pred_path)
     check_same_grid(pred_img, pred.shape, ref_img, pred_path, Path(case.seg), f"ground truth {Path(case.seg).name}")
@@ -35,11 +42,50 @@ def evaluate_case(pred_path: Path, case: Case) -> dict:
     spacing = tuple(float(s) for s in ref_img.header.get_zooms()[:3])
     p, r = regions_from_labels(pred), regions_from_labels(ref)
     row = {"case": case.case_id}
-    row.update(region_metrics(p, r, spacing))
+    row.update(region_metrics(p, r, spacing, standard=standard))
     for name, pr, rr in zip(REGION_NAMES, p, r):
-        for k, v in lesionwise(pr, rr, spacing).items():
+        scores = lesionwise(pr, rr, spacing)
+        if standard == "legacy":
+            scores.update(matched_counts(pr, rr))
+        for k, v in scores.items():
             row[f"{k}_{name}"] = v
+    lesion_scores = lesion_score_map(pred_path, p[0])
+    if lesion_scores is not None:
+        row["_detection"] = {name: match_lesions(pr, rr, lesion_scores) for name, pr, rr in zip(REGION_NAMES, p, r)}
     return row
+
+
+def lesion_score_map(pred_path: Path, wt: np.ndarray) -> np.ndarray | None:
+    """Float32 [X, Y, Z]: each predicted whole-tumour lesion's ``max_score`` from the ``<case>_lesions.json``
+    that `gliomask predict` wrote beside the label map (lesions found by their voxel box and count);
+    None when there is no such file or it does not describe this label map."""
+    import json
+
+    import cc3d
+
+    name = pred_path.name
+    for suffix in ("_seg.nii.gz", "-seg.nii.gz", ".nii.gz", "_seg.nii", ".nii"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    path = pred_path.parent / f"{name}_lesions.json"
+    if not path.is_file():
+        return None
+    try:
+        lesions = json.loads(path.read_text()).get("lesions", [])
+        by_key = {(tuple(les["bbox_voxel"][0]), tuple(les["bbox_voxel"][1]), int(les["voxels"])): float(les["max_score"])
+                  for les in lesions}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    components, count = cc3d.connected_components(wt, connectivity=26, return_N=True)
+    scores = np.zeros(count + 1, dtype=np.float32)
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        key = (tuple(s.start for s in box), tuple(s.stop - 1 for s in box), int(sizes[index]))
+        if key not in by_key:
+            return None
+        scores[index] = by_key[key]
+    return scores[components]
 
 
 def refuse_trained_cases(pred_dir: Path, case_ids: list[str]) -> None:
@@ -69,6 +115,8 @@ def _evaluate_job(args):
 def summarise(rows: list[dict]) -> dict:
     summary = {"cases": len(rows)}
     for key in rows[0]:
+        if key == "standard":
+            continue
         if key == "case":
             continue
         values = np.array([row[key] for row in rows], dtype=float)
@@ -84,11 +132,16 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | None = None, *,
-                     workers: int = 1, progress: bool = True, case_ids: list[str] | None = None) -> tuple[list[dict], dict]:
+                     workers: int = 1, progress: bool = True, case_ids: list[str] | None = None,
+                     standard: str = "brats2023") -> tuple[list[dict], dict]:
     """Score every ground-truth case under ``gt`` against ``pred_dir/<case>_seg.nii.gz``.
 
     Every case must have a prediction. Writes ``metrics.csv`` and ``summary.json`` to ``out_dir``.
+    When the predictions carry lesion scores (``<case>_lesions.json`` from `gliomask predict`), the
+    summary adds lesion detection figures: FROC and AP at lesion IoU 0.1 per region.
     """
+    if standard not in STANDARDS:
+        raise GliomaskError(f"unknown standard {standard!r}; choose from {', '.join(STANDARDS)}")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise GliomaskError("prediction folder not found", pred_dir)
@@ -97,14 +150,20 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     cases = [c for c in select_cases(discover_cases(gt), case_ids, gt) if c.seg is not None]
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
-    jobs = [(find_prediction(pred_dir, c.case_id), c) for c in cases]
+    jobs = [(find_prediction(pred_dir, c.case_id), c, standard) for c in cases]
     refuse_trained_cases(pred_dir, [c.case_id for c in cases])
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
             rows = list(progress_bar(pool.map(_evaluate_job, jobs), total=len(jobs), desc="evaluate", enabled=progress))
     else:
         rows = [_evaluate_job(j) for j in progress_bar(jobs, desc="evaluate", enabled=progress)]
-    summary = summarise(rows)
+    detection = [row.pop("_detection", None) for row in rows]
+    summary = {"standard": standard, **summarise(rows)}
+    if rows and all(d is not None for d in detection):
+        summary["detection"] = {name: {"froc": froc([d[name] for d in detection]),
+                                       "ap_iou0.1": average_precision([d[name] for d in detection]),
+                                       "median_true_lesion_score": median_true_lesion_score([d[name] for d in detection])}
+                                for name in REGION_NAMES}
     if out_dir is not None:
         write_results(rows, summary, Path(out_dir))
     return rows, summary
@@ -121,12 +180,27 @@ def write_results(rows: list[dict], summary: dict, out_dir: Path) -> None:
 
 
 def format_table(summary: dict) -> str:
-    """A plain-text table of the headline figures."""
-    lines = [f"{'region':<8}{'Dice':>8}{'HD95 mm':>10}{'Sens':>8}{'Spec':>8}{'lesion Dice':>13}{'lesion sens':>13}{'FP/case':>9}"]
+    """A plain-text table of the headline figures, and the standard they follow."""
+    lines = [f"standard: {STANDARD_NAMES.get(summary.get('standard', 'brats2023'))}",f"{'region':<8}{'Dice':>8}{'HD95 mm':>10}{'Sens':>8}{'Spec':>8}{'lesion Dice':>13}{'lesion sens':>13}{'FP/case':>9}"]
     for name in REGION_NAMES:
         lines.append(
             f"{name:<8}{summary[f'dice_{name}']['mean']:>8.3f}{summary[f'hd95_{name}']['mean']:>10.2f}"
             f"{summary[f'sensitivity_{name}']['mean']:>8.3f}{summary[f'specificity_{name}']['mean']:>8.4f}"
             f"{summary[f'lesion_dice_{name}']['mean']:>13.3f}{summary[f'lesion_sensitivity_{name}']:>13.3f}"
             f"{summary[f'fp_per_case_{name}']:>9.2f}")
+    if "detection" in summary:
+        det = summary["detection"]
+        lines.append("lesion detection (scores from the lesion reports): " + ", ".join(
+            f"{n} AP@IoU0.1 {_fmt(det[n]['ap_iou0.1'])} FROC mean {_fmt(det[n]['froc']['mean'])}" for n in REGION_NAMES)
+            + f"; median score of true lesions (WT) {_fmt(det['WT']['median_true_lesion_score'])}")
     return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+STANDARD_NAMES = {
+    "brats2023": "BraTS 2023 (official lesion-wise code: surface-distance HD95, empty region 374)",
+    "legacy": "legacy BraTS 2018-2021 (brats-evaluation/nnU-Net: pooled HD95 in voxels, empty region 373.13)",
+}

@@ -1,22 +1,29 @@
-"""Per-region BraTS metrics.
+"""Per-region BraTS metrics under two standards.
 
-Empty rules (BraTS 2019 scoring as re-implemented by nnU-Net and the BraTS 2023 metrics code):
-both empty: Dice 1, HD95 0; exactly one empty: Dice 0, HD95 373.13 mm (the diagonal of the
-240 x 240 x 155 volume).
+``brats2023`` (default, what the BraTS 2023+ leaderboards report; the BraTS 2023 lesion-wise metrics
+code): Dice; HD95 from DeepMind's ``surface-distance`` (``compute_robust_hausdorff(..., 95)`` on
+``compute_surface_distances``: surface elements weighted by area, the larger of the two directed
+percentiles); sensitivity and specificity over the whole volume. Empty rules: both empty -> Dice 1,
+HD95 0; exactly one empty -> Dice 0, HD95 374.
 
-HD95 convention: the larger of the two directed 95th percentiles of surface distances (as MONAI
-and DeepMind's surface-distance compute it), not medpy's percentile of the pooled distances.
-Surfaces are the mask voxels with a 6-connected background neighbour; distances use the voxel
-spacing, so they are in mm.
+``legacy`` (BraTS 2018-2021 as ``brats-evaluation`` and nnU-Net's BraTS scripts compute it, medpy's
+``hd95``): the 95th percentile of both directions' voxel-surface distances pooled together; surfaces
+are mask voxels with a 6-connected background neighbour. Like ``brats-evaluation``, distances are in
+voxel units (mm on BraTS's 1 mm grid; use ``brats2023`` for anisotropic data). Empty rules as BraTS
+2019-2021 scored them (nnU-Net): both empty -> HD95 0; one empty -> 373.13, the diagonal of the
+240 x 240 x 155 volume.
+
+Every function takes Bool arrays; ``spacing`` is the voxel size in mm along the array axes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from surface_distance import compute_robust_hausdorff, compute_surface_distances
 
-EMPTY_HD95 = 373.13
-_CROSS = ndimage.generate_binary_structure(3, 1)
+STANDARDS = ("brats2023", "legacy")
+EMPTY_HD95 = {"brats2023": 374.0, "legacy": 373.13}
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -27,6 +34,18 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(pred, ref).sum()) / total
 
 
+def bounding_box(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...] | None:
+    """The box around ``mask``'s voxels, widened by ``pad`` and clipped to the array; None when empty."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(i for i in range(mask.ndim) if i != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        if idx.size == 0:
+            return None
+        box.append(slice(max(idx[0] - pad, 0), min(idx[-1] + 1 + pad, mask.shape[axis])))
+    return tuple(box)
+
+
 def surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` with at least one 6-connected neighbour outside it (the volume edge counts as outside)."""
     structure = ndimage.generate_binary_structure(mask.ndim, 1)
@@ -34,35 +53,28 @@ def surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~eroded
 
 
-def _crop_pair(a: np.ndarray, b: np.ndarray, pad: int = 1):
-    """Crop both masks to their joint bounding box (plus a margin) to keep distance transforms small."""
-    both = a | b
-    box = []
-    for axis in range(a.ndim):
-        other = tuple(i for i in range(a.ndim) if i != axis)
-        idx = np.flatnonzero(both.any(axis=other))
-        box.append(slice(max(idx[0] - pad, 0), idx[-1] + 1 + pad))
-    box = tuple(box)
-    return a[box], b[box]
-
-
 def directed_surface_distances(a: np.ndarray, b: np.ndarray, spacing) -> np.ndarray:
-    """Distances (mm) from each surface voxel of ``a`` to the nearest surface voxel of ``b``."""
-    sa, sb = surface(a), surface(b)
-    dist_to_b = ndimage.distance_transform_edt(~sb, sampling=spacing)
-    return dist_to_b[sa]
+    """Distances (mm) from each surface voxel of ``a`` to the nearest surface voxel of ``b`` (medpy's way)."""
+    dist_to_b = ndimage.distance_transform_edt(~surface(b), sampling=spacing)
+    return dist_to_b[surface(a)]
 
 
-def hd95(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> float:
+def hd95(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), standard: str = "brats2023") -> float:
+    """HD95 in mm under ``standard`` (see the module docstring), empty rules included."""
     pred, ref = pred.astype(bool), ref.astype(bool)
     if not pred.any() and not ref.any():
         return 0.0
     if not pred.any() or not ref.any():
-        return EMPTY_HD95
-    pred, ref = _crop_pair(pred, ref)
-    d_pr = directed_surface_distances(pred, ref, spacing)
-    d_rp = directed_surface_distances(ref, pred, spacing)
-    return float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
+        return EMPTY_HD95[standard]
+    box = bounding_box(pred | ref)
+    pred, ref = pred[box], ref[box]
+    if standard == "brats2023":
+        return float(compute_robust_hausdorff(compute_surface_distances(ref, pred, tuple(spacing)), 95))
+    if standard == "legacy":
+        unit = (1.0,) * pred.ndim  # brats-evaluation measures in voxels
+        pooled = np.concatenate([directed_surface_distances(pred, ref, unit), directed_surface_distances(ref, pred, unit)])
+        return float(np.percentile(pooled, 95))
+    raise ValueError(f"unknown standard {standard!r}; choose from {', '.join(STANDARDS)}")
 
 
 def sensitivity(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -84,13 +96,13 @@ def specificity(pred: np.ndarray, ref: np.ndarray, within: np.ndarray | None = N
 
 
 def region_metrics(pred_regions: np.ndarray, ref_regions: np.ndarray, spacing, names=("WT", "TC", "ET"),
-                   brain: np.ndarray | None = None, with_hd95: bool = True) -> dict[str, float]:
+                   brain: np.ndarray | None = None, with_hd95: bool = True, standard: str = "brats2023") -> dict[str, float]:
     """Dice, HD95, sensitivity and specificity for each region of Bool [R, ...] arrays."""
     out = {}
     for name, p, r in zip(names, pred_regions, ref_regions):
         out[f"dice_{name}"] = dice(p, r)
         if with_hd95:
-            out[f"hd95_{name}"] = hd95(p, r, spacing)
+            out[f"hd95_{name}"] = hd95(p, r, spacing, standard)
         out[f"sensitivity_{name}"] = sensitivity(p, r)
         out[f"specificity_{name}"] = specificity(p, r, brain)
     return out

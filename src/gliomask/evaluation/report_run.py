@@ -28,4 +28,10 @@ def write_visual_report(pred_dir: str | Path, gt: str | Path, out_dir: str | Pat
                      title=f"{case.case_id}: Dice WT {row['dice_WT']:.2f} TC {row['dice_TC']:.2f} ET {row['dice_ET']:.2f}")
         overlays[case.case_id] = rel
     save_boxplot(rows, out_dir / "dice_boxplot.png")
-    return write_report(out_dir, rows, summary, overlays=overlays, boxplot="dice_boxplot.png", title=title)
+    froc = None
+    if "detection" in summary:
+        from gliomask.viz.froc import save_froc
+
+        save_froc(summary["detection"], out_dir / "froc.png")
+        froc = "froc.png"
+    return write_report(out_dir, rows, summary, overlays=overlays, boxplot="dice_boxplot.png", froc=froc, title=title)

@@ -1,7 +1,8 @@
 """Running the slice network over a volume, and turning its outputs into 3-D region maps.
 
-`label_volume` is the one path from network outputs to cleaned, nested WT/TC/ET maps; validation,
-post-processing search and `predict` all go through it.
+`volume_outputs` (network over a volume, planes fused) and `regions_from_probabilities` (cleaned,
+nested WT/TC/ET maps) are the one path from a volume to a label map; validation, the post-processing
+search and `predict` all go through them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from gliomask.data.dataset import context_stack
+from gliomask.data.planes import from_plane, plane_view
 from gliomask.inference.regions import class_to_regions, postprocess
 
 
@@ -137,10 +139,19 @@ def regions_from_probabilities(prob: np.ndarray, scores: np.ndarray, post: PostP
                        min_case_et_voxels=post.min_case_et_voxels)
 
 
-def label_volume(passes: list[list[SliceDetections]], shape: tuple[int, int, int], scheme: str,
-                 post: PostProcessing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Network outputs on a slice grid -> (Bool [3, S, H, W] regions, Float32 [S, H, W] detection scores,
-    Float32 [3, S, H, W] probabilities)."""
-    prob = region_probabilities(passes, shape, scheme, post)
-    scores = score_volume(passes, shape, post.mask_threshold)
-    return regions_from_probabilities(prob, scores, post), scores, prob
+def volume_outputs(model, volume: np.ndarray, *, scheme: str, post: PostProcessing, dims=(0,), batch_size: int = 8,
+                   device="cpu", amp: bool = False, context: int = 0, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run the network over ``volume`` Float [S, C, A, B] in each plane of ``dims`` (see `gliomask.data.planes`).
+
+    Returns (Float32 [3, S, A, B] region probabilities averaged over the planes, Float32 [S, A, B] the
+    highest detection score covering each voxel in any plane).
+    """
+    prob = np.zeros((3, volume.shape[0], *volume.shape[2:]), dtype=np.float32)
+    scores = np.zeros(prob.shape[1:], dtype=np.float32)
+    for dim in dims:
+        view = plane_view(volume, dim)
+        passes = detect_volume(model, view, batch_size=batch_size, device=device, amp=amp, context=context, tta=tta)
+        shape = (view.shape[0], *view.shape[2:])
+        prob += from_plane(region_probabilities(passes, shape, scheme, post), dim) / len(dims)
+        np.maximum(scores, from_plane(score_volume(passes, shape, post.mask_threshold), dim), out=scores)
+    return prob, scores

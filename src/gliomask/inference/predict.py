@@ -22,7 +22,7 @@ UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "cpu",
                   tta: bool = False, threads: int | None = None, convention: str = "brats2019",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
-                  probabilities: bool = False) -> list[dict]:
+                  probabilities: bool = False, planes: list[str] | None = None) -> list[dict]:
     """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
 
     Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
@@ -30,13 +30,14 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     ``<case>_prob.nii.gz`` (float32 [X, Y, Z, 3]: WT, TC, ET) and the BraTS 2019 uncertainty maps
     ``<case>_unc_whole.nii.gz``, ``_unc_core``, ``_unc_enhance`` (uint8 0-100), all on the input's grid.
     Every file is written atomically.
-    Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases.
+    Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases;
+    ``planes`` fuses only these of the checkpoint's trained planes (default: all of them).
     """
     if convention not in ("brats2019", "brats2023"):
         raise GliomaskError(f"unknown label convention {convention!r}; choose brats2019 or brats2023")
     if threads:
         torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes)
     cases = select_cases(discover_cases(inputs), case_ids, inputs)
     for case in cases:  # every case must be usable before any output is written
         predictor.check(case)

@@ -12,7 +12,8 @@ from gliomask.data.prepare import AXES
 from gliomask.engine.checkpoint import load_checkpoint
 from gliomask.engine.config import load_config
 from gliomask.errors import GliomaskError
-from gliomask.inference.core import PostProcessing, detect_volume, label_volume
+from gliomask.data.planes import plane_dim
+from gliomask.inference.core import PostProcessing, regions_from_probabilities, volume_outputs
 from gliomask.inference.lesions import lesion_report
 from gliomask.labels import labels_from_regions
 from gliomask.io.brats import Case, LoadedCase, load_case
@@ -40,7 +41,8 @@ class Prediction:
 class Predictor:
     """Rebuilds the trained model from a checkpoint alone and predicts whole cases."""
 
-    def __init__(self, checkpoint: dict, *, device: str = "cpu", tta: bool = False, source: str = "checkpoint"):
+    def __init__(self, checkpoint: dict, *, device: str = "cpu", tta: bool = False, source: str = "checkpoint",
+                 planes: list[str] | None = None):
         from gliomask.engine.train import model_from_config, resolve_device
 
         self.meta = checkpoint
@@ -53,6 +55,12 @@ class Predictor:
         self.device = resolve_device(device)
         self.tta = tta
         self.context = int(checkpoint.get("context", 0))
+        trained = list(checkpoint.get("planes") or [checkpoint["axis"]])
+        self.planes = list(planes) if planes else trained
+        unknown = [p for p in self.planes if p not in trained]
+        if unknown:
+            raise GliomaskError(f"the checkpoint was trained on planes {', '.join(trained)}, not {', '.join(unknown)}", source)
+        self.dims = tuple(plane_dim(checkpoint["axis"], p) for p in self.planes)
         tuned = checkpoint.get("postprocessing")
         self.post = PostProcessing(**{**tuned, "region_thresholds": tuple(tuned["region_thresholds"]),
                                       "score_thresholds": tuple(tuned["score_thresholds"]) if tuned["score_thresholds"] else None}
@@ -65,8 +73,9 @@ class Predictor:
         self.model.to(self.device).eval()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", tta: bool = False) -> "Predictor":
-        return cls(load_checkpoint(path), device=device, tta=tta, source=str(path))
+    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", tta: bool = False,
+                        planes: list[str] | None = None) -> "Predictor":
+        return cls(load_checkpoint(path), device=device, tta=tta, source=str(path), planes=planes)
 
     def check(self, case: Case) -> None:
         """A case must have every modality the checkpoint was trained on."""
@@ -80,7 +89,8 @@ class Predictor:
         return load_case(case, self.modalities, with_seg=False)
 
     def detect(self, images: np.ndarray):
-        """Float32 [C, X, Y, Z] raw intensities -> (detections per TTA pass, crop, slice grid shape)."""
+        """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]
+        detection scores, crop box), S along the checkpoint's axis, fused over its planes."""
         if images.ndim != 4 or images.shape[0] != len(self.modalities):
             raise GliomaskError(f"expected images [C={len(self.modalities)}, X, Y, Z] "
                                 f"({', '.join(self.modalities)}), got shape {tuple(images.shape)}")
@@ -91,9 +101,10 @@ class Predictor:
         box = tuple(slice(lo, hi) for lo, hi in crop)
         norm = normalize_case(images[(slice(None), *box)], mask[box], tuple(self.norm["clip_percentiles"]))
         volume = np.ascontiguousarray(np.moveaxis(norm, self.axis + 1, 0))  # [S, C, H, W]
-        passes = detect_volume(self.model, volume, batch_size=self.cfg.infer.batch_size, device=self.device,
-                               tta=self.tta, amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context)
-        return passes, box, (volume.shape[0], *volume.shape[2:])
+        prob, scores = volume_outputs(self.model, volume, scheme=self.scheme, post=self.post, dims=self.dims,
+                                      batch_size=self.cfg.infer.batch_size, device=self.device, tta=self.tta,
+                                      amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context)
+        return prob, scores, box
 
     def predict_case(self, images, affine: np.ndarray | None = None, spacing=None) -> Prediction:
         """Predict one case.
@@ -116,8 +127,8 @@ class Predictor:
         images = np.asarray(images, dtype=np.float32)
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
-        passes, box, grid = self.detect(images)
-        regions_crop, scores_crop, prob_crop = label_volume(passes, grid, self.scheme, self.post)
+        prob_crop, scores_crop, box = self.detect(images)
+        regions_crop = regions_from_probabilities(prob_crop, scores_crop, self.post)
         regions = np.zeros((3, *images.shape[1:]), dtype=bool)
         regions[(slice(None), *box)] = np.moveaxis(regions_crop, 1, self.axis + 1)
         prob = np.zeros((3, *images.shape[1:]), dtype=np.float32)
