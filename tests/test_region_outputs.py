@@ -112,9 +112,11 @@ def test_evaluation_refuses_patients_the_model_was_trained_on(run, brats2019, pr
                      "-o", tmp_path / "eval")
     assert result.returncode == 2 and "trained on" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "eval").exists()
-    coco = run_cli("evaluate", "--pred", dest, "--gt", brats2019, "--coco", prepared, "--fold", "1", "-m",
-                   out / "best.pt", "--no-report")
-    assert coco.returncode == 2 and "trained on" in coco.stderr and "Traceback" not in coco.stderr
+    from gliomask.errors import GliomaskError
+    from gliomask.evaluation.coco_eval import coco_ap_for_checkpoint
+
+    with pytest.raises(GliomaskError, match="trained on"):  # slice-level COCO AP on fold 1, training patients
+        coco_ap_for_checkpoint(prepared, 1, out / "best.pt")
 
 
 def test_validation_keeps_to_its_share_of_the_run(prepared, tmp_path):
