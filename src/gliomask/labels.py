@@ -15,6 +15,12 @@ STRUCTURE_3D = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as BraTS lesio
 
 def regions_from_labels(seg: np.ndarray) -> np.ndarray:
     """UInt8 label map (internal 0/1/2/4) -> Bool [3, ...] for WT, TC, ET."""
+    seg = np.asarray(seg)
+    if seg.dtype == np.uint8:  # a look-up table beats np.isin on full volumes
+        table = np.zeros((3, 256), dtype=bool)
+        for r, (_, values) in enumerate(REGIONS):
+            table[r, list(values)] = True
+        return np.stack([table[r][seg] for r in range(3)])
     return np.stack([np.isin(seg, values) for _, values in REGIONS])
 
 

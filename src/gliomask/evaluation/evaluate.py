@@ -44,7 +44,7 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     row = {"case": case.case_id}
     row.update(region_metrics(p, r, spacing, standard=standard))
     for name, pr, rr in zip(REGION_NAMES, p, r):
-        scores = lesionwise(pr, rr, spacing)
+        scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard == "brats2023" else None)
         if standard == "legacy":
             scores.update(matched_counts(pr, rr))
         for k, v in scores.items():

@@ -30,8 +30,12 @@ DILATION_STRUCTURE = ndimage.generate_binary_structure(3, 2)  # 18-connectivity,
 MIN_GT_MM3 = 50.0  # ground-truth lesions of this volume or less are ignored
 
 
-def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> dict[str, float]:
-    """Lesion-wise Dice, HD95 (mm) and TP/FP/FN counts of Bool [X, Y, Z] prediction and reference."""
+def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, whole_hd95: float | None = None) -> dict[str, float]:
+    """Lesion-wise Dice, HD95 (mm) and TP/FP/FN counts of Bool [X, Y, Z] prediction and reference.
+
+    ``whole_hd95``: the BraTS 2023 HD95 of the whole region, if already computed; a single lesion
+    that every predicted component touches is the whole region, and its HD95 is not computed twice.
+    """
     pred, ref = pred.astype(bool), ref.astype(bool)
     box = bounding_box(pred | ref, pad=DILATION_ITERATIONS * 2 + 1)
     if box is None:
@@ -53,6 +57,9 @@ def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> di
             continue
         if hits.size:
             tp += 1
+            if n_groups == 1 and hits.size == n_pred and whole_hd95 is not None:
+                scores.append((dice(pred, ref), whole_hd95))  # the lesion is the whole region
+                continue
             found = np.isin(pred_cc, hits)
             scores.append((dice(found, lesion), hd95(found, lesion, spacing, "brats2023")))
         else:

@@ -188,7 +188,10 @@ def convert_labels(seg: np.ndarray, convention: str, path: Path) -> np.ndarray:
         if not np.all(np.isfinite(seg)) or np.any(seg != np.round(seg)):
             raise GliomaskError("segmentation holds non-integer values", path)
     allowed = CONVENTIONS[convention]["labels"]
-    present = np.unique(seg).astype(np.int64)
+    if seg.dtype == np.uint8:  # a histogram is much faster than sorting 9 million voxels
+        present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256)).astype(np.int64)
+    else:
+        present = np.unique(seg).astype(np.int64)
     bad = [int(v) for v in present if v not in allowed]
     if bad:
         raise GliomaskError(
