@@ -15,7 +15,7 @@ import numpy as np
 
 from gliomask.data.dataset import context_stack
 from gliomask.engine import distributed as dist_utils
-from gliomask.evaluation.metrics import dice
+from gliomask.evaluation.metrics import bounding_box, dice
 from gliomask.inference.core import PostProcessing, regions_from_probabilities, volume_outputs
 from gliomask.labels import REGION_NAMES, regions_from_labels
 
@@ -37,18 +37,8 @@ def case_outputs(model, prepared, case_id: str, *, scheme: str, context: int, po
                                   device=device, amp=amp, context=context)
     ref = regions_from_labels(np.asarray(seg))
     lowest = min(min(REGION_CANDIDATES), *post.region_thresholds)
-    box = _bounding_box((prob.max(axis=0) >= lowest) | ref.any(axis=0))
+    box = bounding_box((prob.max(axis=0) >= lowest) | ref.any(axis=0)) or tuple(slice(0, 1) for _ in ref.shape[1:])
     return prob[(slice(None), *box)].astype(np.float16), scores[box].astype(np.float16), ref[(slice(None), *box)]
-
-
-def _bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...]:
-    if not mask.any():
-        return tuple(slice(0, 1) for _ in mask.shape)
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(hits[0] - margin, 0), min(hits[-1] + 1 + margin, mask.shape[axis])))
-    return tuple(box)
 
 
 def _case_dice(outputs, post: PostProcessing) -> list[list[float]]:
