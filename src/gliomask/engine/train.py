@@ -30,6 +30,7 @@ from gliomask.data.transforms import SliceAugment
 from gliomask.engine import distributed as dist_utils
 from gliomask.engine.checkpoint import load_checkpoint, save_checkpoint
 from gliomask.engine.config import Config, load_config, save_config
+from gliomask.engine.ema import weight_ema
 from gliomask.engine.sampler import TumourBalancedSampler
 from gliomask.engine.schedule import WarmupCosine
 from gliomask.engine.validate import estimate_seconds, tune_postprocessing, validate
@@ -233,6 +234,11 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         core = model.module
 
+    try:
+        ema = weight_ema(core, tc.ema_decay)
+    except ValueError as exc:
+        raise GliomaskError(str(exc)) from None
+    evaluated = ema.module if ema is not None else core  # validated, tuned and saved
     params = [p for p in core.parameters() if p.requires_grad]
     if tc.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
@@ -255,7 +261,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
             return None
         if not val_ids:
             return budget
-        est = estimate_seconds(core, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device,
+        est = estimate_seconds(evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device,
                                dims=dims)
         return budget - min(dist_utils.all_reduce_max(1.25 * est, device), 0.5 * budget)
 
@@ -267,7 +273,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
 
     start_epoch, elapsed_before = 0, 0.0
     if ckpt is not None:
-        core.load_state_dict(ckpt["model"])
+        core.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if ema is not None and "ema" in ckpt:
+            ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -310,6 +318,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                 torch.nn.utils.clip_grad_norm_(params, tc.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(core)
             elapsed = dist_utils.all_reduce_max(time.monotonic() - t0, device) if budget else time.monotonic() - t0
             schedule.step(elapsed)
             if main and schedule.step_count % tc.log_every == 0:
@@ -330,9 +340,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         # wall time; the final one (below) always runs.
         if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
             expected = last_val.get("seconds") or dist_utils.all_reduce_max(estimate_seconds(
-                core, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims), device)
+                evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims), device)
             if val_seconds + expected <= tc.val_share * (elapsed + expected):
-                last_val = validate(core, prepared, val_ids, post=post, **val_kwargs)
+                last_val = validate(evaluated, prepared, val_ids, post=post, **val_kwargs)
                 val_seconds += last_val["seconds"]
                 if main:
                     logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val, "elapsed": elapsed})
@@ -340,7 +350,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                           f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)", file=sys.stderr)
         tuned = post
         if finished and val_ids:
-            last_val, outputs = validate(core, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
+            last_val, outputs = validate(evaluated, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
             t_tune = time.monotonic()
             if cfg.infer.tune:
                 tuned, after = tune_postprocessing(outputs, post)
@@ -360,11 +370,14 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                      "scaler": scaler.state_dict(), "epoch": epoch, "rng": _rng_state(), "fold": fold,
                      "val_seconds": val_seconds}
-            payload = checkpoint_payload(core, cfg, prepared, post=tuned, fold=fold, train_ids=train_ids,
+            if ema is not None:  # resume needs the raw weights and the average
+                state.update(train_model={k: v.detach().cpu() for k, v in core.state_dict().items()},
+                             ema={k: v.detach().cpu() for k, v in ema.state_dict().items()})
+            payload = checkpoint_payload(evaluated, cfg, prepared, post=tuned, fold=fold, train_ids=train_ids,
                                          val_ids=val_ids, extra={**state, "validation": last_val})
             save_checkpoint(payload, out / "last.pt")
-            if finished:  # the final weights with the post-processing chosen for them
-                save_checkpoint(payload, out / "best.pt")
+            if finished:  # the final (averaged) weights with the post-processing chosen for them
+                save_checkpoint({k: v for k, v in payload.items() if k not in ("train_model", "ema")}, out / "best.pt")
         dist_utils.barrier()
         if epoch_end_hook is not None:
             epoch_end_hook(epoch)
@@ -379,6 +392,6 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
 
         plot_curves(out / "metrics.jsonl", out / "curves.png")
     if end_hook is not None:
-        end_hook(core)
+        end_hook(evaluated)
     dist_utils.barrier()
     return summary

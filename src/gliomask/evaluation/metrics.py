@@ -18,9 +18,17 @@ Every function takes Bool arrays; ``spacing`` is the voxel size in mm along the 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import surface_distance.lookup_tables
 from scipy import ndimage
 from surface_distance import compute_robust_hausdorff, compute_surface_distances
+
+# surface-distance rebuilds its 256-entry surfel-area table on every call (~8 ms); the table depends on
+# the spacing only, so it is built once per spacing. Same numbers, fewer seconds per case.
+surface_distance.lookup_tables.create_table_neighbour_code_to_surface_area = functools.lru_cache(maxsize=16)(
+    surface_distance.lookup_tables.create_table_neighbour_code_to_surface_area)
 
 STANDARDS = ("brats2023", "legacy")
 EMPTY_HD95 = {"brats2023": 374.0, "legacy": 373.13}

@@ -90,9 +90,10 @@ def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str
                 if flip:
                     masks = masks.flip(-1)
                     regions = regions.flip(-1) if regions is not None else None
+                # float16 in torch: numpy's float32 -> float16 cast cost ~0.5 s per volume
                 out[s] = SliceDetections(p["scores"].float().cpu().numpy(), p["labels"].cpu().numpy(),
-                                         masks.cpu().numpy().astype(np.float16),
-                                         None if regions is None else regions.float().cpu().numpy().astype(np.float16))
+                                         masks.half().cpu().numpy(),
+                                         None if regions is None else regions.half().cpu().numpy())
         results.append(out)
     return results
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from gliomask.errors import GliomaskError
 from gliomask.io.nifti import AFFINE_ATOL, read_nifti
+from gliomask.labels import label_mask
 
 CANONICAL_MODALITIES = ("t1", "t1ce", "t2", "flair")
 
@@ -188,12 +189,11 @@ def convert_labels(seg: np.ndarray, convention: str, path: Path) -> np.ndarray:
         if not np.all(np.isfinite(seg)) or np.any(seg != np.round(seg)):
             raise GliomaskError("segmentation holds non-integer values", path)
     allowed = CONVENTIONS[convention]["labels"]
-    if seg.dtype == np.uint8:  # a histogram is much faster than sorting 9 million voxels
-        present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256)).astype(np.int64)
-    else:
-        present = np.unique(seg).astype(np.int64)
-    bad = [int(v) for v in present if v not in allowed]
-    if bad:
+    # Comparisons against the few allowed values; sorting (np.unique) or a histogram (np.bincount casts
+    # to int64) of 9 million voxels costs ten times more. The offending values are listed only on error.
+    unknown = ~label_mask(seg, allowed)
+    if unknown.any():
+        bad = [int(v) for v in np.unique(seg[unknown])]
         raise GliomaskError(
             f"unknown label(s) {bad} for {convention} naming (allowed {list(allowed)})", path
         )
