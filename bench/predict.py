@@ -7,7 +7,8 @@ weights fill every slice with 100 detections, which no trained model does. The b
 resnet50-FPN weights (trained with torchvision's own head layout) under torchvision's defaults:
 images resized to 800 px, 1000 RPN proposals, up to 100 detections, every slice one by one, no
 brain crop. Each measurement runs in a fresh process so that its peak RSS is its own.
-Goal: <= 5 s per volume, >= 30x faster than the baseline, <= 2 GB. A MobileNet trained on three
+Goal: <= 5 s per volume, >= 30x faster than the baseline, <= 2 GB. The MobileNet is also exported
+with `gliomask export` and timed through onnxruntime (same threads). A MobileNet trained on three
 planes is timed fusing one, two and three of them, so that each added plane's cost shows.
 """
 
@@ -62,7 +63,7 @@ def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -
     import torchvision
 
     from gliomask.data.normalize import brain_mask, normalize_case
-    from gliomask.engine.checkpoint import load_checkpoint
+    from gliomask.models.checkpoint import load_checkpoint
     from gliomask.io.brats import discover_cases, load_case
 
     torch.set_num_threads(threads)
@@ -115,6 +116,7 @@ def main() -> None:
     ap.add_argument("--also", nargs="*", default=[], metavar="CHECKPOINT",
                     help="also time these trained checkpoints (e.g. demo_out/run/best.pt)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the onnxruntime row")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--checkpoint", help=argparse.SUPPRESS)
@@ -126,7 +128,7 @@ def main() -> None:
 
     from gliomask.data.prepare import PrepareSettings, prepare
     from gliomask.data.synth import synthesize
-    from gliomask.engine.config import load_config
+    from gliomask.config import load_config
     from gliomask.engine.train import train
 
     rows = []
@@ -144,6 +146,14 @@ def main() -> None:
                 result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir,
                                      "--threads", str(args.threads), *(["--planes", planes] if planes else [])], args.threads)
                 rows.append({"pipeline": f"gliomask {name}" + (f" predicting {planes}" if planes else ""), **result})
+                print(rows[-1], flush=True)
+            if name == "mobilenet_v3_fpn" and args.onnx:  # the same network through onnxruntime
+                from gliomask.models.onnx_export import export_onnx
+
+                onnx_path = export_onnx(tmp / name / "best.pt", tmp / name / "model.onnx")
+                result = _run_child(["--checkpoint", str(onnx_path), "--case", case_dir, "--threads", str(args.threads)],
+                                    args.threads)
+                rows.append({"pipeline": f"gliomask {name}, onnxruntime (gliomask export)", **result})
                 print(rows[-1], flush=True)
         for path in args.also:
             result = _run_child(["--checkpoint", str(Path(path).resolve()), "--case", case_dir,

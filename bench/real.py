@@ -39,8 +39,10 @@ def main() -> int:
         print(f"skipped: the real development set is not here ({args.data})")
         return 0
 
-    from gliomask.data.prepare import Prepared, PrepareSettings, prepare
-    from gliomask.engine.config import load_config
+    from gliomask.data.prepare import PrepareSettings, prepare
+
+    from gliomask.data.prepared import Prepared
+    from gliomask.config import load_config
     from gliomask.engine.train import train
     from gliomask.evaluation.evaluate import evaluate_folders
     from gliomask.inference.predict import predict_cases

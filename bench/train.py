@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit, peak_rss_mb  # noqa: E402
 
 from gliomask.data.dataset import PreparedSlices, collate  # noqa: E402
-from gliomask.data.prepare import Prepared, PrepareSettings, prepare  # noqa: E402
+from gliomask.data.prepare import PrepareSettings, prepare  # noqa: E402
+from gliomask.data.prepared import Prepared  # noqa: E402
 from gliomask.data.synth import synthesize  # noqa: E402
-from gliomask.engine.config import load_config  # noqa: E402
-from gliomask.engine.train import model_from_config  # noqa: E402
+from gliomask.config import load_config  # noqa: E402
+from gliomask.models.factory import model_from_config  # noqa: E402
 from gliomask.models import BACKBONES  # noqa: E402
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from gliomask.engine.checkpoint import load_checkpoint, save_checkpoint
-from gliomask.engine.config import Config, load_config, save_config
+from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
+from gliomask.config import Config, load_config, save_config
 from gliomask.errors import GliomaskError
 from gliomask.models import build_maskrcnn, inflate_conv_weight, load_weights
 

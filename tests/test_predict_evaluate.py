@@ -11,11 +11,12 @@ import pytest
 
 from conftest import run_cli
 from gliomask.data.synth import BRATS_AFFINE, synth_case
-from gliomask.engine.config import load_config
+from gliomask.config import load_config
 from gliomask.engine.train import train
 from gliomask.inference.lesions import lesion_report
 from gliomask.inference.predictor import Predictor
-from gliomask.inference.regions import enforce_hierarchy, regions_from_labels
+from gliomask.inference.regions import enforce_hierarchy
+from gliomask.labels import regions_from_labels
 
 RAS_AFFINE = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
 OBLIQUE_AFFINE = np.array([[0.0, -0.9, 0.1, 100], [1.1, 0.0, 0.0, -50], [0.0, 0.1, 2.0, 10], [0, 0, 0, 1]])
@@ -134,7 +135,7 @@ def test_lesion_volumes_and_positions_with_anisotropic_spacing():
 
 def test_coco_ap_of_perfect_predictions_is_one(prepared):
     from gliomask.data.coco import coco_dict
-    from gliomask.data.prepare import Prepared
+    from gliomask.data.prepared import Prepared
     from gliomask.evaluation.coco_eval import coco_ap
 
     prep = Prepared.open(prepared)
@@ -224,3 +225,58 @@ def test_postprocess_drops_faint_lesions_and_relabels_scant_et():
     assert not scant[2].any() and scant[1].sum() == regions[1].sum()  # ET became core, core kept
     kept = postprocess(regions, scores, min_voxels=0, min_lesion_score=0.5, min_case_et_voxels=8)
     assert kept[2].sum() == 8
+
+
+def test_onnx_export_predicts_like_pytorch(checkpoint, brats2019, tmp_path):
+    """`gliomask export` then `predict --backend onnx`: same probabilities, label maps and lesions."""
+    pytest.importorskip("onnxruntime")  # CI installs it with .[test]
+    onnx_path = tmp_path / "model.onnx"
+    done = run_cli("export", "-m", checkpoint, "-o", onnx_path)
+    assert done.returncode == 0, done.stderr
+    case = sorted(brats2019.glob("*GG/*"))[0]
+    torch_pred = Predictor.from_checkpoint(checkpoint).predict_case(_case_of(case))
+    onnx_predictor = Predictor.from_checkpoint(onnx_path)  # chosen by the suffix
+    assert type(onnx_predictor.model).__name__ == "OnnxSliceModel"
+    onnx_pred = onnx_predictor.predict_case(_case_of(case))
+    assert torch_pred.regions.any(), "the tiny model should find some tumour for the comparison to mean much"
+    np.testing.assert_allclose(onnx_pred.probabilities, torch_pred.probabilities, atol=2e-3)
+    for r in range(3):
+        a, b = onnx_pred.regions[r], torch_pred.regions[r]
+        total = a.sum() + b.sum()
+        assert total == 0 or 2 * (a & b).sum() / total >= 0.99
+    assert len(onnx_pred.lesions) == len(torch_pred.lesions)
+    out = tmp_path / "pred"  # and through the CLI, by suffix
+    done = run_cli("predict", "-i", case, "-o", out, "-m", onnx_path, "--no-overlays", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (out / f"{case.name}_seg.nii.gz").is_file()
+
+
+def test_export_refuses_what_it_cannot_export(checkpoint, tmp_path):
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_bytes(b"not a checkpoint")
+    done = run_cli("export", "-m", not_a_checkpoint, "-o", tmp_path / "m.onnx")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "notes.pt" in done.stderr
+    done = run_cli("export", "-m", checkpoint, "-o", tmp_path / "m.txt")
+    assert done.returncode == 2 and ".onnx" in done.stderr
+    assert not list(tmp_path.glob("m.*"))
+    done = run_cli("predict", "-i", tmp_path, "-o", tmp_path / "p", "-m", checkpoint, "--backend", "onnx")
+    assert done.returncode == 2 and "gliomask export" in done.stderr
+
+
+def _case_of(folder):
+    from gliomask.io.brats import discover_cases
+
+    return discover_cases(folder)[0]
+
+
+def test_predict_never_writes_over_its_inputs(checkpoint, tmp_path):
+    """`predict -o CASE` would replace the case's ground truth <case>_seg.nii.gz: refused, nothing written."""
+    folder = write_case(tmp_path / "in", "c4", BRATS_AFFINE)
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    _one_line_error(run_cli("predict", "-i", folder, "-o", folder, "-m", checkpoint), "holds input files", "c4")
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    _one_line_error(run_cli("predict", "-i", folder, "-o", a_file, "-m", checkpoint), "not a folder")
+    assert a_file.read_text() == "mine"

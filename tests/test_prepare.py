@@ -13,8 +13,11 @@ from scipy import ndimage
 
 from gliomask.data.coco import export_coco
 from gliomask.data.dataset import PreparedSlices
-from gliomask.data.instances import CLASS_SCHEMES, STRUCTURE_2D, slice_instances
-from gliomask.data.prepare import AXES, Prepared, PrepareSettings, prepare
+from gliomask.data.instances import slice_instances
+from gliomask.labels import CLASS_SCHEMES, STRUCTURE_2D
+from gliomask.data.planes import AXES
+from gliomask.data.prepare import PrepareSettings, prepare
+from gliomask.data.prepared import Prepared
 from gliomask.io.brats import discover_cases, load_case
 
 

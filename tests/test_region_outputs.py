@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from gliomask.engine.checkpoint import load_checkpoint
-from gliomask.engine.config import load_config
+from gliomask.models.checkpoint import load_checkpoint
+from gliomask.config import load_config
 from gliomask.engine.train import train
 from gliomask.inference.predict import predict_cases
 from gliomask.inference.predictor import Predictor
@@ -34,7 +34,7 @@ def run(prepared, tmp_path_factory):
 def test_slices_of_every_plane_carry_their_own_labels(prepared):
     from gliomask.data.dataset import PreparedSlices
     from gliomask.data.planes import seg_view
-    from gliomask.data.prepare import Prepared
+    from gliomask.data.prepared import Prepared
     from gliomask.labels import regions_from_labels
 
     prep = Prepared.open(prepared)

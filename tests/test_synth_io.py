@@ -76,7 +76,7 @@ def test_modality_subset_order_and_aliases(brats2019):
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     import os
 
-    from gliomask.io.nifti import atomic_output_dir, atomic_path
+    from gliomask.io.atomic import atomic_output_dir, atomic_path
 
     mask = os.umask(0o022)
     try:

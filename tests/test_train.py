@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from gliomask.engine.checkpoint import load_checkpoint
-from gliomask.engine.config import load_config
+from gliomask.models.checkpoint import load_checkpoint
+from gliomask.config import load_config
 from gliomask.engine.train import train
 
 QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.val_every=1000"]
@@ -96,7 +96,7 @@ def test_resume_refuses_other_model_settings(prepared, tmp_path):
 
 DDP_WORKER = """
 import sys, torch
-from gliomask.engine.config import load_config
+from gliomask.config import load_config
 from gliomask.engine.train import train
 from gliomask.engine import distributed as d
 prepared, run = sys.argv[1], sys.argv[2]

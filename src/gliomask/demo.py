@@ -13,13 +13,15 @@ import torch
 
 from gliomask.data.prepare import PrepareSettings, prepare
 from gliomask.data.synth import synthesize
-from gliomask.engine.config import load_config
+from gliomask.config import load_config
 from gliomask.engine.train import train
 from gliomask.errors import GliomaskError
 from gliomask.evaluation.evaluate import evaluate_folders, format_table
 from gliomask.evaluation.report_run import write_visual_report
 from gliomask.inference.predict import predict_cases
 from gliomask.utils import default_workers
+
+DEMO_MARKER = ".gliomask-demo"
 
 
 def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, cases: int = 24, test_cases: int = 6,
@@ -28,12 +30,24 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
     """Run the demo into ``out`` and return the evaluation summary. ``minutes`` is the training budget
     (default 7 on CPU, 2 on a GPU)."""
     out = Path(out)
-    if out.exists():
-        if not fresh and any(out.iterdir()):
-            raise GliomaskError("demo folder exists; pass --fresh to replace it", out)
-        shutil.rmtree(out)
-    if cases < 4:
+    if cases < 4:  # every argument is checked before anything is deleted or written
         raise GliomaskError("--cases must be at least 4 (training and validation patients)")
+    if test_cases < 1:
+        raise GliomaskError("--test-cases must be at least 1")
+    if minutes is not None and minutes <= 0:
+        raise GliomaskError("--minutes must be positive")
+    if out.exists():
+        if not out.is_dir():
+            raise GliomaskError("demo output exists and is not a folder", out)
+        if any(out.iterdir()):
+            if not fresh:
+                raise GliomaskError("demo folder exists; pass --fresh to replace it", out)
+            if not (out / DEMO_MARKER).is_file():  # never delete a folder the demo did not make
+                raise GliomaskError(f"--fresh replaces only a folder made by the demo (holding {DEMO_MARKER}); "
+                                    "this one is not: choose another --out", out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("made by gliomask demo; `gliomask demo --fresh` may replace this folder\n")
     on_gpu = (device == "auto" and torch.cuda.is_available()) or device.startswith("cuda")
     minutes = minutes if minutes is not None else (2.0 if on_gpu else 7.0)
     workers = default_workers()

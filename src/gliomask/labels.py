@@ -1,41 +1,63 @@
-"""BraTS label semantics: regions WT/TC/ET, label maps to regions and back, label conventions.
+"""BraTS label semantics, the one place that spells label values.
 
-Internally gliomask uses the BraTS 2017-2021 labels: 1 necrotic / non-enhancing core, 2 oedema,
-4 enhancing. BraTS 2023+ writes enhancing as 3 (`to_convention`).
+Editions: BraTS 2017-2021 (``brats2019``) label 1 necrotic / non-enhancing core, 2 oedema, 4 enhancing;
+BraTS 2023+ (``brats2023``) writes enhancing as 3. Internally gliomask always uses the 2019 values;
+`to_internal` and `to_convention` convert on the way in and out.
+
+Regions (what BraTS scores): WT whole tumour {1, 2, 4}, TC tumour core {1, 4}, ET enhancing {4},
+nested ET ⊆ TC ⊆ WT. Class schemes: what a detector's classes cover. Connectivity: 26-connected
+lesions in 3-D (BraTS lesion-wise scoring), 8-connected in 2-D.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-REGIONS = (("WT", (1, 2, 4)), ("TC", (1, 4)), ("ET", (4,)))
+# Internal label values (the BraTS 2017-2021 ones).
+NECROTIC, OEDEMA, ENHANCING = 1, 2, 4
+
+# Edition -> the labels a valid segmentation of that edition may hold.
+EDITION_LABELS = {"brats2019": (0, NECROTIC, OEDEMA, ENHANCING), "brats2023": (0, NECROTIC, OEDEMA, 3)}
+ENHANCING_2023 = 3
+CONVENTIONS = tuple(EDITION_LABELS)
+
+REGIONS = (("WT", (NECROTIC, OEDEMA, ENHANCING)), ("TC", (NECROTIC, ENHANCING)), ("ET", (ENHANCING,)))
 REGION_NAMES = tuple(name for name, _ in REGIONS)
+REGION_LABELS = dict(REGIONS)
+
+# Class schemes: (class name, internal labels it covers). Class ids are 1-based positions.
+CLASS_SCHEMES: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    "regions": REGIONS,  # nested, overlapping
+    "labels": (("NCR", (NECROTIC,)), ("ED", (OEDEMA,)), ("ET", (ENHANCING,))),  # disjoint
+    "whole": (REGIONS[0],),
+}
+
 STRUCTURE_3D = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as BraTS lesion-wise scoring
-
-
-def regions_from_labels(seg: np.ndarray) -> np.ndarray:
-    """Integer label map (internal 0/1/2/4) -> Bool [3, ...] for WT, TC, ET."""
-    seg = np.asarray(seg)
-    # One comparison per label value: several times faster than np.isin or a look-up table (which
-    # casts 9 million uint8 indices to int64) on a full volume.
-    return np.stack([label_mask(seg, values) for _, values in REGIONS])
+STRUCTURE_2D = np.ones((3, 3), dtype=bool)  # 8-connectivity, its 2-D counterpart
 
 
 def label_mask(seg: np.ndarray, values) -> np.ndarray:
-    """Bool array: where ``seg`` holds any of ``values``."""
+    """Bool array: where ``seg`` holds any of ``values``. One comparison per value: several times faster
+    than np.isin or a look-up table (which casts 9 million uint8 indices to int64) on a full volume."""
+    seg = np.asarray(seg)
     out = np.zeros(seg.shape, dtype=bool)
     for v in values:
         out |= seg == v
     return out
 
 
+def regions_from_labels(seg: np.ndarray) -> np.ndarray:
+    """Integer label map (internal 0/1/2/4) -> Bool [3, ...] for WT, TC, ET."""
+    return np.stack([label_mask(seg, values) for _, values in REGIONS])
+
+
 def labels_from_regions(regions: np.ndarray) -> np.ndarray:
-    """Bool [3, ...] nested regions -> UInt8 label map: 2 oedema, 1 core, 4 enhancing."""
+    """Bool [3, ...] nested regions -> UInt8 label map: oedema, then core, then enhancing painted over."""
     wt, tc, et = regions
     seg = np.zeros(wt.shape, dtype=np.uint8)
-    seg[wt] = 2
-    seg[tc] = 1
-    seg[et] = 4
+    seg[wt] = OEDEMA
+    seg[tc] = NECROTIC
+    seg[et] = ENHANCING
     return seg
 
 
@@ -45,6 +67,37 @@ def to_convention(seg: np.ndarray, convention: str) -> np.ndarray:
         return seg
     if convention == "brats2023":
         out = seg.copy()
-        out[out == 4] = 3
+        out[out == ENHANCING] = ENHANCING_2023
         return out
-    raise ValueError(convention)
+    raise ValueError(f"unknown label convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+
+
+def to_internal(seg: np.ndarray, convention: str) -> np.ndarray:
+    """An edition's integer labels (already checked with `unknown_labels`) -> internal UInt8 labels."""
+    out = np.asarray(seg).astype(np.uint8)
+    if convention == "brats2023":
+        out[out == ENHANCING_2023] = ENHANCING
+    elif convention != "brats2019":
+        raise ValueError(f"unknown label convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+    return out
+
+
+def unknown_labels(seg: np.ndarray, convention: str) -> list[int]:
+    """The values of ``seg`` that ``convention`` does not allow (empty when the map is valid)."""
+    bad = ~label_mask(seg, EDITION_LABELS[convention])
+    return [int(v) for v in np.unique(np.asarray(seg)[bad])] if bad.any() else []
+
+
+def class_names(scheme: str) -> list[str]:
+    return [name for name, _ in CLASS_SCHEMES[scheme]]
+
+
+def class_to_regions(scheme: str) -> list[list[int]]:
+    """For each class of ``scheme``: the region indices it belongs to (its labels ⊆ the region's)."""
+    return [[r for r, (_, values) in enumerate(REGIONS) if set(labels) <= set(values)]
+            for _, labels in CLASS_SCHEMES[scheme]]
+
+
+def class_score_region(scheme: str) -> list[int]:
+    """The smallest region holding each class: where that class's threshold is judged."""
+    return [max(regions) for regions in class_to_regions(scheme)]

@@ -20,7 +20,7 @@ def progress_bar(items: Iterable[T], *, total: int | None = None, desc: str = ""
 
 def write_json(path: str | Path, obj) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    from gliomask.io.nifti import atomic_path
+    from gliomask.io.atomic import atomic_path
 
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")

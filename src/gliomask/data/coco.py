@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from gliomask.data.instances import class_names, slice_instances
-from gliomask.data.prepare import Prepared
+from gliomask.data.instances import slice_instances
+from gliomask.labels import class_names
+from gliomask.data.prepared import Prepared
 from gliomask.utils import write_json
 
 

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from gliomask.data.instances import slice_instances
 from gliomask.data.planes import plane_dim, plane_view, seg_view
 from gliomask.labels import regions_from_labels
-from gliomask.data.prepare import Prepared
+from gliomask.data.prepared import Prepared
 
 
 class PreparedSlices(Dataset):

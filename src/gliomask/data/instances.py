@@ -5,18 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-# Class schemes: (class name, internal BraTS labels it covers). Class ids are 1-based positions.
-CLASS_SCHEMES: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
-    "regions": (("WT", (1, 2, 4)), ("TC", (1, 4)), ("ET", (4,))),  # nested, overlapping
-    "labels": (("NCR", (1,)), ("ED", (2,)), ("ET", (4,))),  # disjoint
-    "whole": (("WT", (1, 2, 4)),),
-}
-# 8-connectivity in 2-D, matching the 26-connectivity BraTS uses for 3-D lesions.
-STRUCTURE_2D = np.ones((3, 3), dtype=bool)
-
-
-def class_names(scheme: str) -> list[str]:
-    return [name for name, _ in CLASS_SCHEMES[scheme]]
+from gliomask.labels import CLASS_SCHEMES, STRUCTURE_2D, label_mask
 
 
 def slice_instances(seg: np.ndarray, scheme: str = "regions", min_area: int = 1):
@@ -31,7 +20,7 @@ def slice_instances(seg: np.ndarray, scheme: str = "regions", min_area: int = 1)
     """
     masks, labels, boxes = [], [], []
     for class_id, (_, values) in enumerate(CLASS_SCHEMES[scheme], start=1):
-        region = np.isin(seg, values)
+        region = label_mask(seg, values)
         if not region.any():
             continue
         components, count = ndimage.label(region, structure=STRUCTURE_2D)

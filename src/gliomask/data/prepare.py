@@ -15,22 +15,23 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gliomask import __version__
-from gliomask.data.instances import CLASS_SCHEMES, class_names
-from gliomask.data.normalize import DEFAULT_CLIP, brain_crop, brain_mask, normalize_case
+from gliomask.labels import CLASS_SCHEMES, class_names
+from gliomask.data.normalize import DEFAULT_CLIP
+from gliomask.data.planes import AXES
+from gliomask.data.preprocess import preprocess
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities
-from gliomask.io.nifti import atomic_output_dir
+from gliomask.io.atomic import atomic_output_dir
+from gliomask.data.folds import make_folds
+from gliomask.data.prepared import FORMAT_VERSION, META_NAME
 from gliomask.utils import progress_bar, write_json
 
-META_NAME = "prepared.json"
-FORMAT_VERSION = 1
-AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
 @dataclass
@@ -63,18 +64,13 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None) ->
     loaded = load_case(case, settings.modalities)
     if loaded.seg is None:
         raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
-    mask = brain_mask(loaded.images)
-    if not mask.any():
-        raise GliomaskError("image is empty (no non-zero voxel in any modality)", case.images[settings.modalities[0]])
-    crop = brain_crop(mask, settings.crop_margin)
-    box = tuple(slice(lo, hi) for lo, hi in crop)
-    images = normalize_case(loaded.images[(slice(None), *box)], mask[box], settings.clip_percentiles)
-    seg = loaded.seg[box]
-    axis = AXES[settings.axis]
-    images = np.ascontiguousarray(np.moveaxis(images, axis + 1, 0), dtype=np.float16)  # [S, C, H, W]
-    seg = np.ascontiguousarray(np.moveaxis(seg, axis, 0))  # [S, H, W]
+    pre = preprocess(loaded.images, axis=AXES[settings.axis], clip_percentiles=settings.clip_percentiles,
+                     crop_margin=settings.crop_margin, source=case.images[settings.modalities[0]])
+    crop = pre.crop
+    images = pre.volume.astype(np.float16)  # [S, C, H, W]
+    seg = pre.to_slices(loaded.seg)  # [S, H, W]
     has_tumour = seg.reshape(len(seg), -1).any(axis=1)
-    has_brain = np.moveaxis(mask[box], axis, 0).reshape(len(seg), -1).any(axis=1)
+    has_brain = pre.brain.reshape(len(seg), -1).any(axis=1)
     negatives = np.flatnonzero(has_brain & ~has_tumour)
     rng = np.random.default_rng(np.random.SeedSequence([settings.seed, _stable_int(case.case_id)]))
     n_keep = int(round(settings.negative_fraction * len(negatives)))
@@ -101,21 +97,6 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None) ->
 
 def _stable_int(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-
-
-def make_folds(case_ids: list[str], groups: list[str | None], k: int, seed: int) -> list[list[str]]:
-    """Patient-level folds: shuffled with ``seed``, dealt round-robin within each group (HGG/LGG)."""
-    if k > len(case_ids):
-        raise GliomaskError(f"{k} folds need at least {k} cases, found {len(case_ids)}")
-    rng = np.random.default_rng(seed)
-    folds: list[list[str]] = [[] for _ in range(k)]
-    position = 0
-    for group in sorted({g or "" for g in groups}):
-        members = sorted(c for c, g in zip(case_ids, groups) if (g or "") == group)
-        for cid in rng.permutation(members):
-            folds[position % k].append(str(cid))
-            position += 1
-    return [sorted(f) for f in folds]
 
 
 def fingerprint(settings: PrepareSettings, cases: list[Case]) -> str:
@@ -183,58 +164,3 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
         }
         write_json(tmp / META_NAME, meta)
     return meta
-
-
-@dataclass
-class Prepared:
-    """A prepared folder, read back."""
-
-    root: Path
-    meta: dict = field(repr=False)
-
-    @classmethod
-    def open(cls, root: str | Path) -> "Prepared":
-        root = Path(root)
-        path = root / META_NAME
-        if not path.is_file():
-            raise GliomaskError(f"not a prepared folder (no {META_NAME}); run `gliomask prepare` first", root)
-        try:
-            meta = json.loads(path.read_text())
-        except ValueError as exc:
-            raise GliomaskError(f"cannot parse ({exc})", path) from None
-        if meta.get("format") != FORMAT_VERSION:
-            raise GliomaskError(f"prepared with an unsupported format {meta.get('format')}", path)
-        return cls(root, meta)
-
-    @property
-    def settings(self) -> dict:
-        return self.meta["settings"]
-
-    @property
-    def classes(self) -> list[str]:
-        return self.meta["classes"]
-
-    @property
-    def case_ids(self) -> list[str]:
-        return [c["case"] for c in self.meta["cases"]]
-
-    def case_meta(self, case_id: str) -> dict:
-        for c in self.meta["cases"]:
-            if c["case"] == case_id:
-                return c
-        raise GliomaskError(f"case {case_id} is not in this preparation", self.root)
-
-    def split(self, fold: int | None) -> tuple[list[str], list[str]]:
-        """(train ids, validation ids) for ``fold``; fold None trains on every case."""
-        folds = self.meta["folds"]
-        if fold is None:
-            return self.case_ids, []
-        if not 0 <= fold < len(folds):
-            raise GliomaskError(f"fold {fold} does not exist (folds 0..{len(folds) - 1})", self.root)
-        val = folds[fold]
-        return [c for c in self.case_ids if c not in val], list(val)
-
-    def arrays(self, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        mode = "r" if mmap else None
-        base = self.root / "cases" / case_id
-        return np.load(f"{base}.img.npy", mmap_mode=mode), np.load(f"{base}.seg.npy", mmap_mode=mode)

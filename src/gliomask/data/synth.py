@@ -17,8 +17,9 @@ import nibabel as nib
 import numpy as np
 
 from gliomask.errors import GliomaskError
-from gliomask.io.brats import CONVENTIONS, CANONICAL_MODALITIES
-from gliomask.io.nifti import atomic_output_dir
+from gliomask.io.brats import CANONICAL_MODALITIES, CONVENTIONS
+from gliomask.io.atomic import atomic_output_dir
+from gliomask.labels import ENHANCING, NECROTIC, OEDEMA, to_convention
 
 SHAPE = (240, 240, 155)
 # BraTS images carry an LPS-like affine: x and y flipped against RAS, 1 mm voxels.
@@ -81,13 +82,13 @@ def synth_case(index: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
         tissue[rv < 1.0] = CSF
 
     seg_sub = np.zeros(sub_shape, dtype=np.uint8)
-    n_tumours = rng.choice([0, 1, 2, 3], p=[0.12, 0.55, 0.23, 0.10])
+    n_tumours = rng.choice(4, p=[0.12, 0.55, 0.23, 0.10])  # 0 to 3 tumours
     enhancing = rng.random() < 0.75  # LGG-like cases have a non-enhancing core only
     for _ in range(n_tumours):
         _add_tumour(rng, seg_sub, depth, brain, enhancing)
-    tissue[seg_sub == 2] = ED
-    tissue[seg_sub == 1] = NCR
-    tissue[seg_sub == 4] = ET
+    tissue[seg_sub == OEDEMA] = ED
+    tissue[seg_sub == NECROTIC] = NCR
+    tissue[seg_sub == ENHANCING] = ET
     tumour = np.nonzero(seg_sub)
     heterogeneity = 1 + 0.08 * np.sin(0.35 * tumour[0] + 0.27 * tumour[1] + 0.31 * tumour[2] + rng.uniform(0, 6.3))
 
@@ -108,7 +109,7 @@ def synth_case(index: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
 
 
 def _add_tumour(rng, seg, depth, brain, enhancing) -> None:
-    """Paint one tumour (oedema 2, core 1 or enhancing rim 4 around necrosis 1) into ``seg``."""
+    """Paint one tumour (oedema, necrotic core, or an enhancing rim around necrosis) into ``seg``."""
     r_ed = rng.uniform(9, 26) * rng.uniform(0.75, 1.25, 3)
     candidates = np.argwhere(depth[::4, ::4, ::4] > 0.35) * 4
     c = candidates[rng.integers(len(candidates))] + rng.integers(0, 4, 3)
@@ -124,13 +125,13 @@ def _add_tumour(rng, seg, depth, brain, enhancing) -> None:
     core_frac = rng.uniform(0.4, 0.7)
     nec_frac = rng.uniform(0.35, 0.65)
     sub = seg[box]
-    sub[(rho < 1.0) & inside & (sub == 0)] = 2
+    sub[(rho < 1.0) & inside & (sub == 0)] = OEDEMA
     core = (rho < core_frac) & inside
     if enhancing:
-        sub[core] = 4
-        sub[(rho < core_frac * nec_frac) & inside] = 1
+        sub[core] = ENHANCING
+        sub[(rho < core_frac * nec_frac) & inside] = NECROTIC
     else:
-        sub[core] = 1
+        sub[core] = NECROTIC
 
 
 def case_id_for(index: int, edition: str) -> str:
@@ -152,9 +153,7 @@ def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.nd
     folder.mkdir(parents=True, exist_ok=True)
     for mod, data in images.items():
         _save_brats_nifti(data.astype(np.int16), folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz")
-    labels = seg.copy()
-    if edition != "2019":
-        labels[labels == 4] = 3
+    labels = to_convention(seg, "brats2019" if edition == "2019" else "brats2023")
     _save_brats_nifti(labels.astype(np.uint8), folder / f"{case_id}{conv['sep']}seg.nii.gz")
 
 
@@ -162,7 +161,7 @@ def _synth_one(spec: SynthSpec, root: Path) -> str:
     images, seg = synth_case(spec.index, spec.seed)
     case_id = case_id_for(spec.index, spec.edition)
     if spec.edition == "2019":
-        group = "HGG" if np.any(seg == 4) else "LGG"
+        group = "HGG" if np.any(seg == ENHANCING) else "LGG"
         folder = root / group / case_id
     else:
         folder = root / case_id

@@ -1,14 +1,13 @@
 """`gliomask train`: a plain training loop in the manner of torchvision's references/detection.
 
 Runs on CPU, one GPU, or under ``torchrun`` with DDP (NCCL on GPU, gloo on CPU). Rank 0 logs and
-writes checkpoints; every rank sees the same reduced losses and the same stop decision.
+writes checkpoints; every rank sees the same reduced losses and the same stop decision. The network
+comes from `gliomask.models.factory`; what a checkpoint holds and the RNG state from `run_state`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import platform
 import random
 import sys
 import time
@@ -17,139 +16,28 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torchvision
 
-from gliomask import __version__
-from dataclasses import asdict
-
+from gliomask.config import Config, load_config, save_config
 from gliomask.data.dataset import PreparedSlices, collate
-from gliomask.data.instances import CLASS_SCHEMES
 from gliomask.data.planes import plane_dim
-from gliomask.data.prepare import Prepared
+from gliomask.data.prepared import Prepared
 from gliomask.data.transforms import SliceAugment
 from gliomask.engine import distributed as dist_utils
-from gliomask.engine.checkpoint import load_checkpoint, save_checkpoint
-from gliomask.engine.config import Config, load_config, save_config
 from gliomask.engine.ema import weight_ema
+from gliomask.engine.logger import Logger
+from gliomask.engine.run_state import checkpoint_payload, rng_state, set_rng_state, versions
 from gliomask.engine.sampler import TumourBalancedSampler
 from gliomask.engine.schedule import WarmupCosine
 from gliomask.engine.validate import estimate_seconds, tune_postprocessing, validate
-from gliomask.inference.core import PostProcessing
 from gliomask.errors import GliomaskError
-from gliomask.models.builder import build_maskrcnn
+from gliomask.inference.core import PostProcessing
+from gliomask.labels import CLASS_SCHEMES
+from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
+from gliomask.models.factory import detector_scheme, model_from_config, resolve_device
 from gliomask.models.weights import load_weights
 from gliomask.utils import progress_bar, write_json
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GliomaskError(f"device {name} asked for, but CUDA is not available")
-    return torch.device(name)
-
-
 RESERVE_EVERY = 50  # steps between re-estimates of the final validation's cost
-
-
-def detector_scheme(cfg: Config, prepared_scheme: str) -> str:
-    """The detector's class scheme: whole-tumour lesions as objects, or the prepared classes."""
-    if cfg.model.detector == "lesions":
-        return "whole"
-    if cfg.model.detector == "scheme":
-        return prepared_scheme
-    raise GliomaskError(f"unknown model.detector {cfg.model.detector!r}; choose lesions or scheme")
-
-
-def model_from_config(cfg: Config, num_classes: int, in_channels: int):
-    """``in_channels``: modalities x (2 * model.context + 1)."""
-    m = cfg.model
-    return build_maskrcnn(
-        num_classes=num_classes, in_channels=in_channels, backbone=m.backbone, version=m.version, norm=m.norm,
-        box_head_dim=m.box_head_dim, mask_head_layers=m.mask_head_layers,
-        rpn_pre_nms_top_n_train=m.rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=m.rpn_post_nms_top_n_train,
-        rpn_pre_nms_top_n_test=m.rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=m.rpn_post_nms_top_n_test,
-        box_batch_size_per_image=m.box_batch_size_per_image, box_detections_per_img=m.box_detections_per_img,
-        region_head=m.region_head, region_channels=m.region_channels,
-    )
-
-
-def versions() -> dict:
-    return {"gliomask": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "numpy": str(np.__version__), "python": platform.python_version(),
-            "cuda": str(torch.version.cuda) if torch.cuda.is_available() else None}
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    np.random.set_state(("MT19937", state["numpy"]["keys"].numpy().astype(np.uint32), state["numpy"]["pos"], 0, 0.0))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProcessing, fold, train_ids, val_ids,
-                       extra=None) -> dict:
-    """What `predict` needs to rebuild the model and preprocess a case exactly as in training, the
-    post-processing chosen on validation (kept apart from the config), and where the model came from:
-    the prepared data's fingerprint, the fold and the training and validation patients."""
-    settings = prepared.settings
-    scheme = detector_scheme(cfg, settings["scheme"])
-    payload = {
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "config": cfg.to_dict(),
-        "classes": [name for name, _ in CLASS_SCHEMES[scheme]],
-        "modalities": list(settings["modalities"]),
-        "scheme": scheme,
-        "context": int(cfg.model.context),
-        "planes": list(cfg.model.planes) or [settings["axis"]],
-        "postprocessing": {**asdict(post), "region_thresholds": list(post.region_thresholds),
-                           "score_thresholds": list(post.score_thresholds) if post.score_thresholds else None},
-        "label_convention": prepared.meta["label_convention"],
-        "normalization": {"method": "brain_percentile_zscore", "clip_percentiles": list(settings["clip_percentiles"]),
-                          "crop_margin": int(settings["crop_margin"])},
-        "axis": settings["axis"],
-        "provenance": {"prepared_fingerprint": prepared.meta.get("fingerprint"), "fold": fold,
-                       "train_cases": list(train_ids), "val_cases": list(val_ids)},
-        "versions": versions(),
-    }
-    payload.update(extra or {})
-    return payload
-
-
-class Logger:
-    """JSON lines on rank 0, optionally mirrored to TensorBoard."""
-
-    def __init__(self, run: Path, enabled: bool, tensorboard: bool):
-        self.enabled = enabled
-        self.path = run / "metrics.jsonl"
-        self.tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise GliomaskError("train.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
-            self.tb = SummaryWriter(str(run / "tensorboard"))
-
-    def log(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
-                    self.tb.add_scalar(f"{record['type']}/{k}", v, record.get("step", 0))
 
 
 def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold: int | None = 0,
@@ -279,7 +167,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
         start_epoch = int(ckpt["epoch"]) + 1
         elapsed_before = schedule.elapsed
         if main:
@@ -368,7 +256,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                       file=sys.stderr)
         if main:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch, "rng": _rng_state(), "fold": fold,
+                     "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_state(), "fold": fold,
                      "val_seconds": val_seconds}
             if ema is not None:  # resume needs the raw weights and the average
                 state.update(train_model={k: v.detach().cpu() for k, v in core.state_dict().items()},

@@ -71,21 +71,24 @@ def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batc
 
 def coco_ap_for_checkpoint(prepared_dir, fold: int | None, checkpoint, *, device: str = "cpu") -> dict[str, float]:
     """COCO AP of a checkpoint's detector on the validation slices of ``fold`` (every case if it has none)."""
-    from gliomask.data.prepare import Prepared
+    from gliomask.data.prepared import Prepared
     from gliomask.errors import GliomaskError
-    from gliomask.inference.predictor import Predictor
+    from gliomask.models.checkpoint import load_checkpoint
+    from gliomask.models.factory import model_from_checkpoint, resolve_device
 
     if checkpoint is None:
         raise GliomaskError("--coco needs -m CHECKPOINT")
     prepared = Prepared.open(prepared_dir)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
-    if tuple(prepared.settings["modalities"]) != predictor.modalities:
+    meta = load_checkpoint(checkpoint)
+    if tuple(prepared.settings["modalities"]) != tuple(meta["modalities"]):
         raise GliomaskError("the checkpoint was trained on other modalities than this prepared data", checkpoint)
     _, val = prepared.split(fold)
     cases = val or prepared.case_ids
-    refuse_training_overlap(predictor.meta, cases, checkpoint)
-    gt, results = detector_results(predictor.model, prepared, cases, device=predictor.device,
-                                   scheme=predictor.scheme, context=predictor.context)
+    refuse_training_overlap(meta, cases, checkpoint)
+    model, _ = model_from_checkpoint(meta, str(checkpoint))
+    device = resolve_device(device)
+    gt, results = detector_results(model.to(device), prepared, cases, device=device,
+                                   scheme=meta["scheme"], context=int(meta.get("context", 0)))
     return coco_ap(gt, results)
 
 

@@ -6,7 +6,7 @@ ground-truth lesions greedily by decreasing score: a prediction is a hit when it
 unmatched ground-truth lesion is at least 0.1 (the best such lesion is taken). Unmatched predictions
 are false positives. Every ground-truth lesion counts, whatever its size.
 
-- FROC: over all cases, sensitivity (hit ground-truth lesions / all) at 1/8, 1/4, 1/2, 1, 2, 4 and 8
+- FROC: over all cases, sensitivity (hit ground-truth lesions / all) at 1/8 to 8 (powers of two)
   false positives per case: the highest sensitivity reached by any score cut-off whose false
   positives per case do not exceed the rate (a step curve, no interpolation).
 - AP: the area under the precision-recall curve with the precision envelope (all-point, as

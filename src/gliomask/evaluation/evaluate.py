@@ -8,15 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from gliomask.errors import GliomaskError
 from scipy import ndimage
+
+from gliomask.errors import GliomaskError
 
 from gliomask.evaluation.detection import average_precision, froc, match_lesions, median_true_lesion_score
 from gliomask.evaluation.lesionwise import lesionwise, matched_counts
 from gliomask.evaluation.metrics import STANDARDS, region_metrics
-from gliomask.inference.regions import REGION_NAMES, regions_from_labels
-from gliomask.io.brats import Case, check_same_grid, convert_labels, discover_cases, read_labels
-from gliomask.io.nifti import atomic_path, read_nifti
+from gliomask.io.atomic import atomic_path
+from gliomask.io.brats import Case, check_same_grid, convert_labels, discover_cases, read_labels, select_cases
+from gliomask.io.nifti import read_nifti
+from gliomask.labels import REGION_NAMES, regions_from_labels
 from gliomask.utils import progress_bar, write_json
 
 METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")
@@ -145,8 +147,6 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise GliomaskError("prediction folder not found", pred_dir)
-    from gliomask.inference.predict import select_cases
-
     cases = [c for c in select_cases(discover_cases(gt), case_ids, gt) if c.seg is not None]
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)

@@ -14,7 +14,8 @@ import torch
 
 from gliomask.data.dataset import context_stack
 from gliomask.data.planes import from_plane, plane_view
-from gliomask.inference.regions import class_to_regions, postprocess
+from gliomask.inference.regions import postprocess
+from gliomask.labels import class_to_regions
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from gliomask.inference.regions import STRUCTURE_3D
-from gliomask.io.nifti import atomic_path
+from gliomask.io.atomic import atomic_path
+from gliomask.labels import NECROTIC, OEDEMA, REGION_LABELS, STRUCTURE_3D, label_mask
 from gliomask.utils import write_json
 
 CSV_FIELDS = ["id", "voxels", "volume_ml", "centroid_voxel", "centroid_mm", "bbox_voxel", "bbox_mm",
@@ -54,10 +54,10 @@ def lesion_report(labels: np.ndarray, affine: np.ndarray, spacing, *, scores: np
             "bbox_voxel": [lo.tolist(), hi.tolist()],
             "bbox_mm": [corners_mm.min(axis=0).round(2).tolist(), corners_mm.max(axis=0).round(2).tolist()],
             "slice_range": [int(lo[slice_axis]), int(hi[slice_axis])],
-            "et_ml": round(int((sub == 4).sum()) * voxel_ml, 4),
-            "tc_ml": round(int(np.isin(sub, (1, 4)).sum()) * voxel_ml, 4),
-            "necrosis_ml": round(int((sub == 1).sum()) * voxel_ml, 4),
-            "oedema_ml": round(int((sub == 2).sum()) * voxel_ml, 4),
+            "et_ml": round(int(label_mask(sub, REGION_LABELS["ET"]).sum()) * voxel_ml, 4),
+            "tc_ml": round(int(label_mask(sub, REGION_LABELS["TC"]).sum()) * voxel_ml, 4),
+            "necrosis_ml": round(int((sub == NECROTIC).sum()) * voxel_ml, 4),
+            "oedema_ml": round(int((sub == OEDEMA).sum()) * voxel_ml, 4),
         }
         if scores is not None:
             s = scores[box][inside]

@@ -11,9 +11,9 @@ import torch
 from gliomask.errors import GliomaskError
 from gliomask.inference.lesions import write_lesion_report
 from gliomask.inference.predictor import Predictor
-from gliomask.inference.regions import to_convention
-from gliomask.io.brats import discover_cases
+from gliomask.io.brats import discover_cases, select_cases
 from gliomask.io.nifti import save_like
+from gliomask.labels import to_convention
 from gliomask.utils import progress_bar
 
 UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
@@ -22,7 +22,7 @@ UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "cpu",
                   tta: bool = False, threads: int | None = None, convention: str = "brats2019",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
-                  probabilities: bool = False, planes: list[str] | None = None) -> list[dict]:
+                  probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto") -> list[dict]:
     """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
 
     Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
@@ -31,16 +31,18 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     ``<case>_unc_whole.nii.gz``, ``_unc_core``, ``_unc_enhance`` (uint8 0-100), all on the input's grid.
     Every file is written atomically.
     Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases;
-    ``planes`` fuses only these of the checkpoint's trained planes (default: all of them).
+    ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
+    may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
     """
     if convention not in ("brats2019", "brats2023"):
         raise GliomaskError(f"unknown label convention {convention!r}; choose brats2019 or brats2023")
     if threads:
         torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend)
     cases = select_cases(discover_cases(inputs), case_ids, inputs)
     for case in cases:  # every case must be usable before any output is written
         predictor.check(case)
+    check_output_folder(Path(out), cases)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cases = cases[rank::world]
     out = Path(out)
@@ -71,12 +73,16 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     return results
 
 
-def select_cases(cases, case_ids: list[str] | None, root):
-    """Keep the cases named in ``case_ids`` (all when None); a named case that is absent is an error."""
-    if case_ids is None:
-        return cases
-    found = {c.case_id for c in cases}
-    absent = [c for c in case_ids if c not in found]
-    if absent:
-        raise GliomaskError(f"cases not found: {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}", root)
-    return [c for c in cases if c.case_id in set(case_ids)]
+def check_output_folder(out: Path, cases) -> None:
+    """Outputs never overwrite an input: refuse an output path that is an input file, or a folder that
+    holds one (``predict -o CASE`` would replace the case's ground truth ``<case>_seg.nii.gz``)."""
+    if out.exists() and not out.is_dir():
+        raise GliomaskError("the output exists and is not a folder", out)
+    target = out.resolve()
+    for case in cases:
+        for path in [*case.images.values(), *([case.seg] if case.seg else [])]:
+            path = Path(path).resolve()
+            if target in (path, path.parent):
+                raise GliomaskError(f"the output folder holds input files of case {case.case_id} ({path.name}); "
+                                    "choose another -o", out)
+

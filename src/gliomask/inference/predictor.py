@@ -7,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from gliomask.data.normalize import brain_crop, brain_mask, normalize_case
-from gliomask.data.prepare import AXES
-from gliomask.engine.checkpoint import load_checkpoint
-from gliomask.engine.config import load_config
+from gliomask.config import load_config
+from gliomask.data.planes import AXES, plane_dim
+from gliomask.data.preprocess import Preprocessed, preprocess
 from gliomask.errors import GliomaskError
-from gliomask.data.planes import plane_dim
 from gliomask.inference.core import PostProcessing, regions_from_probabilities, volume_outputs
 from gliomask.inference.lesions import lesion_report
-from gliomask.labels import labels_from_regions
+from gliomask.inference.onnx_backend import OnnxSliceModel, is_onnx
 from gliomask.io.brats import Case, LoadedCase, load_case
+from gliomask.labels import labels_from_regions
+from gliomask.models.checkpoint import load_checkpoint
+from gliomask.models.factory import model_from_checkpoint, resolve_device
 
 
 @dataclass
@@ -42,11 +43,13 @@ class Predictor:
     """Rebuilds the trained model from a checkpoint alone and predicts whole cases."""
 
     def __init__(self, checkpoint: dict, *, device: str = "cpu", tta: bool = False, source: str = "checkpoint",
-                 planes: list[str] | None = None):
-        from gliomask.engine.train import model_from_config, resolve_device
-
+                 planes: list[str] | None = None, model=None):
+        """``checkpoint``: a checkpoint's dict (or an ONNX export's metadata, with ``model`` its network)."""
         self.meta = checkpoint
-        self.cfg = load_config(base=checkpoint["config"])
+        if model is None:
+            self.model, self.cfg = model_from_checkpoint(checkpoint, source)
+        else:
+            self.model, self.cfg = model, load_config(base=checkpoint["config"])
         self.classes = list(checkpoint["classes"])
         self.modalities = tuple(checkpoint["modalities"])
         self.scheme = checkpoint["scheme"]
@@ -65,16 +68,23 @@ class Predictor:
         self.post = PostProcessing(**{**tuned, "region_thresholds": tuple(tuned["region_thresholds"]),
                                       "score_thresholds": tuple(tuned["score_thresholds"]) if tuned["score_thresholds"] else None}
                                    ) if tuned else PostProcessing.from_config(self.cfg.infer)
-        self.model = model_from_config(self.cfg, len(self.classes), len(self.modalities) * (2 * self.context + 1))
-        try:
-            self.model.load_state_dict(checkpoint["model"])
-        except RuntimeError as exc:
-            raise GliomaskError(f"weights do not fit the checkpoint's own config ({str(exc).splitlines()[0]})", source) from None
-        self.model.to(self.device).eval()
+        self.model.to(self.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", tta: bool = False,
-                        planes: list[str] | None = None) -> "Predictor":
+                        planes: list[str] | None = None, backend: str = "auto") -> "Predictor":
+        """``path``: a checkpoint (``backend`` torch) or a `gliomask export` ONNX file (``backend`` onnx,
+        onnxruntime on the CPU); ``auto`` tells them apart by the suffix."""
+        if backend not in ("auto", "torch", "onnx"):
+            raise GliomaskError(f"unknown backend {backend!r}; choose auto, torch or onnx")
+        if backend == "onnx" or (backend == "auto" and is_onnx(path)):
+            if not is_onnx(path):
+                raise GliomaskError("--backend onnx needs an ONNX file; make one with `gliomask export`", path)
+            if not Path(path).is_file():
+                raise GliomaskError("ONNX model not found", path)
+            model = OnnxSliceModel(path)
+            return cls(model.meta, device="cpu" if device == "auto" else device, tta=tta, source=str(path),
+                       planes=planes, model=model)
         return cls(load_checkpoint(path), device=device, tta=tta, source=str(path), planes=planes)
 
     def check(self, case: Case) -> None:
@@ -88,23 +98,21 @@ class Predictor:
         self.check(case)
         return load_case(case, self.modalities, with_seg=False)
 
-    def detect(self, images: np.ndarray):
+    def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
         """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]
-        detection scores, crop box), S along the checkpoint's axis, fused over its planes."""
+        detection scores, the preprocessing that maps them back), S along the checkpoint's axis, fused
+        over its planes."""
         if images.ndim != 4 or images.shape[0] != len(self.modalities):
             raise GliomaskError(f"expected images [C={len(self.modalities)}, X, Y, Z] "
                                 f"({', '.join(self.modalities)}), got shape {tuple(images.shape)}")
         if not np.all(np.isfinite(images)):
             raise GliomaskError("images hold NaN or infinite values")
-        mask = brain_mask(images)
-        crop = brain_crop(mask, self.norm["crop_margin"])
-        box = tuple(slice(lo, hi) for lo, hi in crop)
-        norm = normalize_case(images[(slice(None), *box)], mask[box], tuple(self.norm["clip_percentiles"]))
-        volume = np.ascontiguousarray(np.moveaxis(norm, self.axis + 1, 0))  # [S, C, H, W]
-        prob, scores = volume_outputs(self.model, volume, scheme=self.scheme, post=self.post, dims=self.dims,
+        pre = preprocess(images, axis=self.axis, clip_percentiles=self.norm["clip_percentiles"],
+                         crop_margin=self.norm["crop_margin"])
+        prob, scores = volume_outputs(self.model, pre.volume, scheme=self.scheme, post=self.post, dims=self.dims,
                                       batch_size=self.cfg.infer.batch_size, device=self.device, tta=self.tta,
                                       amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context)
-        return prob, scores, box
+        return prob, scores, pre
 
     def predict_case(self, images, affine: np.ndarray | None = None, spacing=None) -> Prediction:
         """Predict one case.
@@ -127,14 +135,9 @@ class Predictor:
         images = np.asarray(images, dtype=np.float32)
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
-        prob_crop, scores_crop, box = self.detect(images)
-        regions_crop = regions_from_probabilities(prob_crop, scores_crop, self.post)
-        regions = np.zeros((3, *images.shape[1:]), dtype=bool)
-        regions[(slice(None), *box)] = np.moveaxis(regions_crop, 1, self.axis + 1)
-        prob = np.zeros((3, *images.shape[1:]), dtype=np.float32)
-        prob[(slice(None), *box)] = np.moveaxis(prob_crop, 1, self.axis + 1)
-        scores = np.zeros(images.shape[1:], dtype=np.float32)
-        scores[box] = np.moveaxis(scores_crop, 0, self.axis)
+        prob_slices, scores_slices, pre = self.detect(images)
+        regions = pre.restore(regions_from_probabilities(prob_slices, scores_slices, self.post))
+        prob, scores = pre.restore(prob_slices), pre.restore(scores_slices)
         labels = labels_from_regions(regions)
         scores[labels == 0] = 0
         lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis, probabilities=prob[0])

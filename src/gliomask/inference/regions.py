@@ -1,29 +1,12 @@
-"""BraTS regions, label maps and the hierarchy ET ⊆ TC ⊆ WT."""
+"""Post-processing of region maps: lesions kept by their detections, small components removed, the
+hierarchy ET ⊆ TC ⊆ WT enforced."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
 
-from gliomask.data.instances import CLASS_SCHEMES
-
-from gliomask.labels import REGION_NAMES, REGIONS, STRUCTURE_3D, labels_from_regions, regions_from_labels, to_convention
-
-__all__ = ["REGIONS", "REGION_NAMES", "STRUCTURE_3D", "regions_from_labels", "labels_from_regions", "to_convention",
-           "class_to_regions", "class_score_region", "enforce_hierarchy", "postprocess", "remove_small"]
-
-
-def class_to_regions(scheme: str) -> list[list[int]]:
-    """For each class of ``scheme``: the region indices it belongs to (its labels ⊆ the region's)."""
-    out = []
-    for _, labels in CLASS_SCHEMES[scheme]:
-        out.append([r for r, (_, values) in enumerate(REGIONS) if set(labels) <= set(values)])
-    return out
-
-
-def class_score_region(scheme: str) -> list[int]:
-    """The smallest region holding each class: where that class's threshold is judged."""
-    return [max(regions) for regions in class_to_regions(scheme)]
+from gliomask.labels import STRUCTURE_3D
 
 
 def enforce_hierarchy(regions: np.ndarray, min_voxels: int = 0) -> np.ndarray:

@@ -8,7 +8,8 @@ from gliomask.io.brats import (
     load_case,
     parse_modalities,
 )
-from gliomask.io.nifti import atomic_output_dir, atomic_path, save_like
+from gliomask.io.atomic import atomic_output_dir, atomic_path
+from gliomask.io.nifti import save_like
 
 __all__ = [
     "CANONICAL_MODALITIES",

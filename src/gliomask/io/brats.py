@@ -1,7 +1,7 @@
 """BraTS case discovery (2018-2021 and 2023+ naming, or a manifest CSV) and validated loading.
 
-Internally gliomask uses the BraTS 2017-2021 label convention: 1 necrotic / non-enhancing core,
-2 oedema, 4 enhancing tumour. BraTS 2023+ label maps (enhancing = 3) are converted on load.
+Label maps are checked against their edition's label set and converted to the internal convention
+on load (`gliomask.labels`).
 """
 
 from __future__ import annotations
@@ -15,22 +15,20 @@ import numpy as np
 
 from gliomask.errors import GliomaskError
 from gliomask.io.nifti import AFFINE_ATOL, read_nifti
-from gliomask.labels import label_mask
+from gliomask.labels import EDITION_LABELS, to_internal, unknown_labels
 
 CANONICAL_MODALITIES = ("t1", "t1ce", "t2", "flair")
 
-# Per naming convention: file suffix of each canonical modality, the seg suffix, the separator
-# and the labels a valid segmentation may hold.
+# Per naming convention: the separator and the file suffix of each canonical modality (label sets:
+# `gliomask.labels.EDITION_LABELS`).
 CONVENTIONS = {
     "brats2019": {
         "sep": "_",
         "suffix": {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"},
-        "labels": (0, 1, 2, 4),
     },
     "brats2023": {
         "sep": "-",
         "suffix": {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"},
-        "labels": (0, 1, 2, 3),
     },
 }
 MODALITY_ALIASES = {
@@ -133,6 +131,8 @@ def _cases_from_manifest(csv_path: Path) -> list[Case]:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise GliomaskError(f"cannot read manifest ({exc})", csv_path) from None
+    if rows:  # a spreadsheet's UTF-8 byte-order mark would otherwise hide the first column's name
+        rows = [{(k or "").lstrip("\ufeff").strip(): v for k, v in row.items()} for row in rows]
     if not rows or "case" not in rows[0]:
         raise GliomaskError("manifest needs a 'case' column and one row per case", csv_path)
     cases = []
@@ -146,8 +146,17 @@ def _cases_from_manifest(csv_path: Path) -> list[Case]:
         labels = (row.get("labels") or "brats2019").strip()
         if labels not in CONVENTIONS:
             raise GliomaskError(f"unknown label convention {labels!r} for case {row['case']}", csv_path)
-        cases.append(Case(row["case"].strip(), images, (csv_path.parent / seg.strip()).resolve() if seg else None, labels))
+        cases.append(Case(check_case_id(row["case"].strip(), csv_path), images, (csv_path.parent / seg.strip()).resolve() if seg else None, labels))
     return cases
+
+
+def check_case_id(case_id: str, source: Path) -> str:
+    """A case id becomes part of file names (``<out>/<case>_seg.nii.gz``): it must not hold a path
+    separator, be ``.`` or ``..``, be empty or start with ``-``, so that no output leaves its folder."""
+    if (not case_id or case_id in (".", "..") or "/" in case_id or "\\" in case_id or "\0" in case_id
+            or case_id.startswith("-")):
+        raise GliomaskError(f"case id {case_id!r} cannot be a file name (no path separators, '..' or leading '-')", source)
+    return case_id
 
 
 def discover_cases(root: str | Path) -> list[Case]:
@@ -183,24 +192,28 @@ def discover_cases(root: str | Path) -> list[Case]:
     return sorted(cases, key=lambda c: c.case_id)
 
 
+def select_cases(cases, case_ids: list[str] | None, root):
+    """Keep the cases named in ``case_ids`` (all when None); a named case that is absent is an error."""
+    if case_ids is None:
+        return cases
+    found = {c.case_id for c in cases}
+    absent = [c for c in case_ids if c not in found]
+    if absent:
+        raise GliomaskError(f"cases not found: {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}", root)
+    return [c for c in cases if c.case_id in set(case_ids)]
+
+
 def convert_labels(seg: np.ndarray, convention: str, path: Path) -> np.ndarray:
     """Check a label map against its edition's label set and return it in the internal convention."""
     if not np.issubdtype(seg.dtype, np.integer):
         if not np.all(np.isfinite(seg)) or np.any(seg != np.round(seg)):
             raise GliomaskError("segmentation holds non-integer values", path)
-    allowed = CONVENTIONS[convention]["labels"]
-    # Comparisons against the few allowed values; sorting (np.unique) or a histogram (np.bincount casts
-    # to int64) of 9 million voxels costs ten times more. The offending values are listed only on error.
-    unknown = ~label_mask(seg, allowed)
-    if unknown.any():
-        bad = [int(v) for v in np.unique(seg[unknown])]
+    bad = unknown_labels(seg, convention)
+    if bad:
         raise GliomaskError(
-            f"unknown label(s) {bad} for {convention} naming (allowed {list(allowed)})", path
+            f"unknown label(s) {bad} for {convention} naming (allowed {list(EDITION_LABELS[convention])})", path
         )
-    out = seg.astype(np.uint8)
-    if convention == "brats2023":
-        out[out == 3] = 4
-    return out
+    return to_internal(seg, convention)
 
 
 def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *, with_seg: bool = True) -> LoadedCase:

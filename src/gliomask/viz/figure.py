@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gliomask.io.nifti import atomic_path  # noqa: E402
+from gliomask.io.atomic import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:

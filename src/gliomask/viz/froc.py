@@ -21,7 +21,8 @@ def save_froc(detection: dict, out_png: str | Path) -> Path:
             ax.plot(xs, ys, marker="o", color=COLOURS[name],
                     label=f"{name} (AP@0.1 {'n/a' if ap is None else f'{ap:.2f}'})")
     ax.set_xscale("log", base=2)
-    ax.set_xticks([0.125, 0.25, 0.5, 1, 2, 4, 8], ["1/8", "1/4", "1/2", "1", "2", "4", "8"])
+    rates = sorted({float(k) for name in REGION_NAMES for k in detection[name]["froc"] if k != "mean"})
+    ax.set_xticks(rates, [f"1/{round(1 / r)}" if r < 1 else f"{r:g}" for r in rates])
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("false-positive lesions per case")
     ax.set_ylabel("lesion sensitivity")

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from gliomask.inference.regions import REGION_NAMES, regions_from_labels  # noqa: E402
+from gliomask.labels import REGION_NAMES, regions_from_labels  # noqa: E402
 from gliomask.viz.figure import save_figure  # noqa: E402
 
 COLOURS = {"WT": "#2ecc40", "TC": "#ffdc00", "ET": "#ff4136"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from gliomask.inference.regions import REGION_NAMES
-from gliomask.io.nifti import atomic_path
+from gliomask.labels import REGION_NAMES
+from gliomask.io.atomic import atomic_path
 
 STYLE = """body{font-family:sans-serif;margin:24px;background:#fafafa;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}

@@ -161,7 +161,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from gliomask.io.nifti import atomic_path
+    from gliomask.io.atomic import atomic_path
 
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from gliomask.errors import GliomaskError
-from gliomask.io.nifti import atomic_path
+from gliomask.io.atomic import atomic_path
 
 CHECKPOINT_FORMAT = 1
 REQUIRED_KEYS = ("format", "model", "config", "classes", "modalities", "scheme", "label_convention",

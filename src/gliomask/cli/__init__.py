@@ -1,0 +1,39 @@
+"""Command line: a thin layer over the Python API, one module per command. Every user error is one
+line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gliomask import __version__
+from gliomask.cli import demo, evaluate, export, export_coco, predict, prepare, synth, train
+from gliomask.errors import GliomaskError
+
+COMMANDS = (synth, prepare, export_coco, train, predict, evaluate, export, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gliomask", description="Find and outline brain tumours in multimodal MRI (BraTS) with Mask R-CNN.")
+    parser.add_argument("--version", action="version", version=f"gliomask {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GliomaskError as exc:
+        print(f"gliomask: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gliomask: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""`gliomask predict`: label maps, lesion reports and overlays for new cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gliomask.cli.common import fold_cases
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="label maps, lesion reports and overlays for new cases")
+    p.add_argument("-i", "--input", required=True, type=Path, help="case folder, BraTS folder or manifest .csv")
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint (best.pt) or ONNX export (model.onnx)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
+                   help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
+    p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--planes", default=None, metavar="axial,coronal,sagittal",
+                   help="fuse region probabilities over these of the checkpoint's trained planes (default: all it was trained on)")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write <case>_prob.nii.gz (WT, TC, ET) and uncertainty maps <case>_unc_{whole,core,enhance}.nii.gz")
+    p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",
+                   help="only the validation patients of --fold in this prepared folder")
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from gliomask.inference.predict import predict_cases
+
+    results = predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
+                            threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
+                            progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,
+                            planes=args.planes.split(",") if args.planes else None, backend=args.backend)
+    for r in results:
+        print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}")
+    return 0

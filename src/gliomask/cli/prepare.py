@@ -1,0 +1,36 @@
+"""`gliomask prepare`: a BraTS folder becomes 2-D training slices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gliomask.utils import default_workers
+
+
+def register(sub) -> None:
+    p = sub.add_parser("prepare", help="turn a BraTS folder into 2-D training slices with instance masks")
+    p.add_argument("--brats", required=True, type=Path, help="BraTS folder, case folder or manifest .csv")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--modalities", default="t1,t1ce,t2,flair")
+    p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial")
+    p.add_argument("--scheme", choices=["regions", "labels", "whole"], default="regions")
+    p.add_argument("--min-area", type=int, default=8, help="smallest 2-D lesion in pixels made an instance")
+    p.add_argument("--negatives", type=float, default=0.25, help="share of tumour-free brain slices kept")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from gliomask.data.prepare import PrepareSettings, prepare
+
+    settings = PrepareSettings(modalities=args.modalities, axis=args.axis, scheme=args.scheme,
+                               min_area=args.min_area, negative_fraction=args.negatives,
+                               folds=args.folds, seed=args.seed)
+    meta = prepare(args.brats, args.out, settings, workers=args.workers, progress=not args.quiet)
+    n_slices = sum(len(c["slices"]) for c in meta["cases"])
+    print(f"prepared {len(meta['cases'])} cases, {n_slices} slices, {len(meta['folds'])} folds "
+          f"({', '.join(meta['settings']['modalities'])}; classes {', '.join(meta['classes'])}) in {args.out}")
+    return 0

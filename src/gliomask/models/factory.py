@@ -1,0 +1,62 @@
+"""The model from settings, and from a checkpoint: the one place a network is constructed.
+
+Training (`gliomask.engine`) and prediction (`gliomask.inference`) both build through here, so a
+checkpoint always rebuilds the network it was trained as.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gliomask.config import Config, load_config
+from gliomask.errors import GliomaskError
+from gliomask.labels import CLASS_SCHEMES
+from gliomask.models.builder import build_maskrcnn
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an explicit CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GliomaskError(f"device {name} asked for, but CUDA is not available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise GliomaskError(f"unknown device {name!r}; choose auto, cpu, cuda or cuda:N") from None
+
+
+def detector_scheme(cfg: Config, prepared_scheme: str) -> str:
+    """The detector's class scheme: whole-tumour lesions as objects, or the prepared classes."""
+    if cfg.model.detector == "lesions":
+        return "whole"
+    if cfg.model.detector == "scheme":
+        return prepared_scheme
+    raise GliomaskError(f"unknown model.detector {cfg.model.detector!r}; choose lesions or scheme")
+
+
+def model_from_config(cfg: Config, num_classes: int, in_channels: int):
+    """An untrained network for ``cfg.model``; ``in_channels``: modalities x (2 * model.context + 1)."""
+    m = cfg.model
+    return build_maskrcnn(
+        num_classes=num_classes, in_channels=in_channels, backbone=m.backbone, version=m.version, norm=m.norm,
+        box_head_dim=m.box_head_dim, mask_head_layers=m.mask_head_layers,
+        rpn_pre_nms_top_n_train=m.rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=m.rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=m.rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=m.rpn_post_nms_top_n_test,
+        box_batch_size_per_image=m.box_batch_size_per_image, box_detections_per_img=m.box_detections_per_img,
+        region_head=m.region_head, region_channels=m.region_channels,
+    )
+
+
+def model_from_checkpoint(checkpoint: dict, source: str = "checkpoint"):
+    """(network with the checkpoint's weights, in eval mode on CPU, its resolved Config)."""
+    cfg = load_config(base=checkpoint["config"])
+    context = int(checkpoint.get("context", 0))
+    if checkpoint["scheme"] not in CLASS_SCHEMES:
+        raise GliomaskError(f"unknown class scheme {checkpoint['scheme']!r}", source)
+    model = model_from_config(cfg, len(checkpoint["classes"]), len(checkpoint["modalities"]) * (2 * context + 1))
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise GliomaskError(f"weights do not fit the checkpoint's own config ({str(exc).splitlines()[0]})", source) from None
+    return model.eval(), cfg
