@@ -14,7 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from gliomask.evaluation.evaluate import evaluate_case
 from gliomask.evaluation.lesionwise import lesionwise, matched_counts
+from gliomask.io.brats import Case
 from gliomask.evaluation.metrics import hd95, region_metrics
 from gliomask.labels import REGION_NAMES, regions_from_labels
 
@@ -43,11 +45,12 @@ def test_every_pair_is_there():
 
 @pytest.mark.parametrize("pair", PAIRS)
 def test_brats2023_standard_matches_the_official_code(pair):
-    pred, gt, spacing = _load(pair)
-    ours = region_metrics(pred, gt, spacing, standard="brats2023")
+    """Through `evaluate_case`, from the files, as `gliomask evaluate` computes it (cropped to the tumour)."""
+    case = Case(pair, {}, DATA / "pairs" / f"{pair}_gt.nii.gz", "brats2019")
+    ours = evaluate_case(DATA / "pairs" / f"{pair}_pred.nii.gz", case, "brats2023")
     for r, name in enumerate(REGION_NAMES):
         ref = BRATS2023[(pair, name)]
-        les = lesionwise(pred[r], gt[r], spacing)
+        les = {k: ours[f"{k}_{name}"] for k in ("lesion_dice", "lesion_hd95", "tp", "fp", "fn")}
         for key in ("dice", "sensitivity", "specificity"):
             assert ours[f"{key}_{name}"] == pytest.approx(float(ref[key]), abs=1e-9), (name, key)
         assert ours[f"hd95_{name}"] == pytest.approx(float(ref["hd95"]), abs=1e-3), name
@@ -57,11 +60,30 @@ def test_brats2023_standard_matches_the_official_code(pair):
 
 
 @pytest.mark.parametrize("pair", PAIRS)
+def test_brats2023_functions_on_whole_volumes_match_too(pair):
+    """The metric functions on the uncropped arrays give the same official numbers."""
+    pred, gt, spacing = _load(pair)
+    ours = region_metrics(pred, gt, spacing, standard="brats2023")
+    for r, name in enumerate(REGION_NAMES):
+        ref = BRATS2023[(pair, name)]
+        les = lesionwise(pred[r], gt[r], spacing)
+        assert ours[f"specificity_{name}"] == pytest.approx(float(ref["specificity"]), abs=1e-9), name
+        assert ours[f"hd95_{name}"] == pytest.approx(float(ref["hd95"]), abs=1e-3), name
+        assert les["lesion_hd95"] == pytest.approx(float(ref["lesion_hd95"]), abs=1e-3), name
+        assert (les["tp"], les["fp"], les["fn"]) == tuple(int(float(ref[k])) for k in ("tp", "fp", "fn")), name
+
+
+@pytest.mark.parametrize("pair", PAIRS)
 def test_legacy_standard_matches_brats_evaluation_where_it_has_a_number(pair):
     pred, gt, spacing = _load(pair)
+    case = Case(pair, {}, DATA / "pairs" / f"{pair}_gt.nii.gz", "brats2019")
+    row = evaluate_case(DATA / "pairs" / f"{pair}_pred.nii.gz", case, "legacy")
     for r, name in enumerate(REGION_NAMES):
         ref = BRATS_EVALUATION[(pair, name)]
         assert matched_counts(pred[r], gt[r]) == {k: int(float(ref[k])) for k in ("tp", "fp", "fn")}, name
+        assert {k: row[f"{k}_{name}"] for k in ("tp", "fp", "fn")} == {k: int(float(ref[k])) for k in ("tp", "fp", "fn")}
+        if ref["hd95"] not in ("", "nan", "inf") and pred[r].any() and gt[r].any():
+            assert row[f"hd95_{name}"] == pytest.approx(float(ref["hd95"]), abs=1e-3), name
         if ref["dice"] not in ("", "nan"):
             assert region_metrics(pred[r:r + 1], gt[r:r + 1], spacing, names=(name,), with_hd95=False)[
                 f"dice_{name}"] == pytest.approx(float(ref["dice"]), abs=1e-9)

@@ -157,7 +157,45 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             cursor = cursor.setdefault(part, {})
         cursor[parts[-1]] = value
         _merge(cfg, nested, "command line", "")
+    check_ranges(cfg, "command line" if overrides else str(path) if path else "config")
     return cfg
+
+
+# key -> (lowest, highest, lowest included, highest included); None = unbounded on that side.
+RANGES = {
+    "model.context": (0, None, True, None), "model.region_channels": (1, None, True, None),
+    "model.box_detections_per_img": (1, None, True, None), "model.rpn_post_nms_top_n_test": (1, None, True, None),
+    "train.epochs": (1, None, True, None), "train.max_minutes": (0, None, False, None),
+    "train.max_steps_per_epoch": (1, None, True, None), "train.batch_size": (1, None, True, None),
+    "train.lr": (0, None, False, None), "train.momentum": (0, 1, True, False), "train.weight_decay": (0, None, True, None),
+    "train.warmup_steps": (0, None, True, None), "train.min_lr_ratio": (0, 1, True, True),
+    "train.clip_grad_norm": (0, None, True, None), "train.workers": (0, None, True, None),
+    "train.negative_share": (0, 1, True, False), "train.ema_decay": (0, 1, True, False),
+    "train.val_every": (1, None, True, None), "train.val_share": (0, 1, True, True), "train.log_every": (1, None, True, None),
+    "train.threads": (1, None, True, None), "infer.mask_threshold": (0, 1, True, True),
+    "infer.default_score_threshold": (0, 1, True, True), "infer.min_lesion_score": (0, 1, True, True),
+    "infer.min_component_voxels": (0, None, True, None), "infer.min_case_et_voxels": (0, None, True, None),
+    "infer.batch_size": (1, None, True, None),
+}
+
+
+def check_ranges(cfg: Config, source: str) -> None:
+    """Values a type check lets through but no run can use (``train.lr=-0.1``, ``train.batch_size=0``)."""
+    for key, (lo, hi, lo_in, hi_in) in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is None:
+            continue
+        too_low = lo is not None and (value < lo if lo_in else value <= lo)
+        too_high = hi is not None and (value > hi if hi_in else value >= hi)
+        if too_low or too_high:
+            span = (f"{'[' if lo_in else '('}{lo}, {hi}{']' if hi_in else ')'}" if hi is not None
+                    else f"{'>=' if lo_in else '>'} {lo}")
+            raise GliomaskError(f"{key} must be {span}, got {value}", source)
+    for name in ("region_thresholds", "score_thresholds"):
+        values = getattr(cfg.infer, name) or []
+        if any(not 0 <= v <= 1 for v in values):
+            raise GliomaskError(f"infer.{name} must lie in [0, 1], got {values}", source)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

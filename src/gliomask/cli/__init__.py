@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except GliomaskError as exc:
         print(f"gliomask: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a read-only folder, a full disk, a path that is a file: one line, not a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"gliomask: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gliomask: interrupted", file=sys.stderr)
         return 130

@@ -12,11 +12,11 @@ def register(sub) -> None:
     p.add_argument("-i", "--input", required=True, type=Path, help="case folder, BraTS folder or manifest .csv")
     p.add_argument("-o", "--output", required=True, type=Path)
     p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint (best.pt) or ONNX export (model.onnx)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
                    help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
     p.add_argument("--no-overlays", action="store_true")

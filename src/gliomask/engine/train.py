@@ -32,6 +32,7 @@ from gliomask.engine.validate import estimate_seconds, tune_postprocessing, vali
 from gliomask.errors import GliomaskError
 from gliomask.inference.core import PostProcessing
 from gliomask.labels import CLASS_SCHEMES
+from gliomask.models.builder import BACKBONES
 from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
 from gliomask.models.factory import detector_scheme, model_from_config, resolve_device
 from gliomask.models.weights import load_weights
@@ -75,6 +76,21 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         torch.set_num_threads(tc.threads)
     if main and not resume and (out / "last.pt").exists():
         raise GliomaskError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
+    # Every setting that can be refused is checked before the run folder is written.
+    train_ids, val_ids = prepared.split(fold)
+    scheme = detector_scheme(cfg, prepared.settings["scheme"])
+    if tc.optimizer not in ("sgd", "adamw"):
+        raise GliomaskError(f"unknown optimizer {tc.optimizer!r}; choose sgd or adamw")
+    if cfg.model.backbone not in BACKBONES:
+        raise GliomaskError(f"unknown backbone {cfg.model.backbone!r}; choose from {', '.join(BACKBONES)}")
+    if cfg.model.weights and cfg.model.weights != "coco" and not Path(cfg.model.weights).is_file():
+        raise GliomaskError("model.weights: file not found", cfg.model.weights)
+    context = cfg.model.context
+    planes = tuple(cfg.model.planes) or (prepared.settings["axis"],)
+    try:
+        dims = tuple(plane_dim(prepared.settings["axis"], p) for p in planes)
+    except ValueError as exc:
+        raise GliomaskError(f"model.planes: {exc}") from None
     if main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -88,14 +104,6 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     np.random.seed(tc.seed + rank)
     random.seed(tc.seed + rank)
 
-    train_ids, val_ids = prepared.split(fold)
-    scheme = detector_scheme(cfg, prepared.settings["scheme"])
-    context = cfg.model.context
-    planes = tuple(cfg.model.planes) or (prepared.settings["axis"],)
-    try:
-        dims = tuple(plane_dim(prepared.settings["axis"], p) for p in planes)
-    except ValueError as exc:
-        raise GliomaskError(f"model.planes: {exc}") from None
     dataset = PreparedSlices(prepared, train_ids, transforms=SliceAugment() if tc.augment else None, scheme=scheme,
                              context=context, planes=planes)
     if len(dataset) == 0:
@@ -130,10 +138,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     params = [p for p in core.parameters() if p.requires_grad]
     if tc.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    elif tc.optimizer == "adamw":
+    else:  # adamw (checked above)
         optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    else:
-        raise GliomaskError(f"unknown optimizer {tc.optimizer!r}; choose sgd or adamw")
     steps_per_epoch = max(len(loader), 1)
     if tc.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)

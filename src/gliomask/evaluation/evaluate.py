@@ -13,14 +13,15 @@ from scipy import ndimage
 from gliomask.errors import GliomaskError
 
 from gliomask.evaluation.detection import average_precision, froc, match_lesions, median_true_lesion_score
-from gliomask.evaluation.lesionwise import lesionwise, matched_counts
-from gliomask.evaluation.metrics import STANDARDS, region_metrics
+from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, lesionwise, matched_counts
+from gliomask.evaluation.metrics import STANDARDS, bounding_box, region_metrics
 from gliomask.io.atomic import atomic_path
 from gliomask.io.brats import Case, check_same_grid, convert_labels, discover_cases, read_labels, select_cases
 from gliomask.io.nifti import read_nifti
 from gliomask.labels import REGION_NAMES, regions_from_labels
 from gliomask.utils import progress_bar, write_json
 
+CROP_PAD = DILATION_ITERATIONS * 2 + 2  # beyond lesionwise's own box padding
 METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")
 
 
@@ -42,25 +43,29 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     check_same_grid(pred_img, pred.shape, ref_img, pred_path, Path(case.seg), f"ground truth {Path(case.seg).name}")
     pred = convert_labels(pred, case.convention, pred_path)
     spacing = tuple(float(s) for s in ref_img.header.get_zooms()[:3])
-    p, r = regions_from_labels(pred), regions_from_labels(ref)
+    # Every metric looks only at tumour voxels and their surroundings: work in the box around both
+    # label maps, widened past the lesion-wise dilation's reach (the same numbers as on the volume).
+    box = bounding_box((pred != 0) | (ref != 0), pad=CROP_PAD) or tuple(slice(0, 1) for _ in pred.shape)
+    p, r = regions_from_labels(pred[box]), regions_from_labels(ref[box])
     row = {"case": case.case_id}
-    row.update(region_metrics(p, r, spacing, standard=standard))
+    row.update(region_metrics(p, r, spacing, standard=standard, volume_voxels=pred.size))
     for name, pr, rr in zip(REGION_NAMES, p, r):
         scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard == "brats2023" else None)
         if standard == "legacy":
             scores.update(matched_counts(pr, rr))
         for k, v in scores.items():
             row[f"{k}_{name}"] = v
-    lesion_scores = lesion_score_map(pred_path, p[0])
+    lesion_scores = lesion_score_map(pred_path, p[0], offset=tuple(s.start for s in box))
     if lesion_scores is not None:
         row["_detection"] = {name: match_lesions(pr, rr, lesion_scores) for name, pr, rr in zip(REGION_NAMES, p, r)}
     return row
 
 
-def lesion_score_map(pred_path: Path, wt: np.ndarray) -> np.ndarray | None:
-    """Float32 [X, Y, Z]: each predicted whole-tumour lesion's ``max_score`` from the ``<case>_lesions.json``
-    that `gliomask predict` wrote beside the label map (lesions found by their voxel box and count);
-    None when there is no such file or it does not describe this label map."""
+def lesion_score_map(pred_path: Path, wt: np.ndarray, offset=(0, 0, 0)) -> np.ndarray | None:
+    """Float32 like ``wt``: each predicted whole-tumour lesion's ``max_score`` from the ``<case>_lesions.json``
+    that `gliomask predict` wrote beside the label map (lesions found by their voxel box and count;
+    ``wt`` may be a crop of the volume starting at voxel ``offset``); None when there is no such file
+    or it does not describe this label map."""
     import json
 
     import cc3d
@@ -83,7 +88,8 @@ def lesion_score_map(pred_path: Path, wt: np.ndarray) -> np.ndarray | None:
     scores = np.zeros(count + 1, dtype=np.float32)
     sizes = np.bincount(components.ravel(), minlength=count + 1)
     for index, box in enumerate(ndimage.find_objects(components), start=1):
-        key = (tuple(s.start for s in box), tuple(s.stop - 1 for s in box), int(sizes[index]))
+        key = (tuple(s.start + o for s, o in zip(box, offset)), tuple(s.stop - 1 + o for s, o in zip(box, offset)),
+               int(sizes[index]))
         if key not in by_key:
             return None
         scores[index] = by_key[key]

@@ -104,13 +104,38 @@ def specificity(pred: np.ndarray, ref: np.ndarray, within: np.ndarray | None = N
 
 
 def region_metrics(pred_regions: np.ndarray, ref_regions: np.ndarray, spacing, names=("WT", "TC", "ET"),
-                   brain: np.ndarray | None = None, with_hd95: bool = True, standard: str = "brats2023") -> dict[str, float]:
-    """Dice, HD95, sensitivity and specificity for each region of Bool [R, ...] arrays."""
+                   brain: np.ndarray | None = None, with_hd95: bool = True, standard: str = "brats2023",
+                   volume_voxels: int | None = None) -> dict[str, float]:
+    """Dice, HD95, sensitivity and specificity for each region of Bool [R, ...] arrays.
+
+    ``volume_voxels``: the whole volume's voxel count when the arrays are a crop of it holding every
+    tumour voxel (specificity counts the volume's negatives); default the arrays' own size.
+
+    Same numbers as `dice`, `hd95`, `sensitivity` and `specificity`, from voxel counts taken inside the
+    box around prediction and reference (outside it both are empty, so every voxel there is a true
+    negative): a few passes over a small box instead of a dozen over the whole volume.
+    """
+    brain_voxels = None if brain is None else int(np.count_nonzero(brain))
     out = {}
     for name, p, r in zip(names, pred_regions, ref_regions):
-        out[f"dice_{name}"] = dice(p, r)
+        box = bounding_box(np.logical_or(p, r))
+        if box is None:
+            p_in, r_in, b_in = np.zeros(1, bool), np.zeros(1, bool), None
+        else:
+            p_in, r_in = p[box].astype(bool, copy=False), r[box].astype(bool, copy=False)
+            b_in = None if brain is None else brain[box].astype(bool, copy=False)
+        tp = int(np.count_nonzero(p_in & r_in))
+        n_pred, n_ref = int(np.count_nonzero(p_in)), int(np.count_nonzero(r_in))
+        fp = n_pred - tp
+        out[f"dice_{name}"] = 1.0 if n_pred + n_ref == 0 else 2.0 * tp / (n_pred + n_ref)
         if with_hd95:
-            out[f"hd95_{name}"] = hd95(p, r, spacing, standard)
-        out[f"sensitivity_{name}"] = sensitivity(p, r)
-        out[f"specificity_{name}"] = specificity(p, r, brain)
+            out[f"hd95_{name}"] = hd95(p_in, r_in, spacing, standard) if box is not None else 0.0
+        out[f"sensitivity_{name}"] = (tp / n_ref) if n_ref else (1.0 if n_pred == 0 else 0.0)
+        if brain is None:  # negatives: every voxel of the volume outside the reference
+            negatives, false_pos = (volume_voxels or p.size) - n_ref, fp
+        else:  # negatives inside the brain mask only
+            inside_ref = int(np.count_nonzero(r_in & b_in)) if b_in is not None else 0
+            negatives = brain_voxels - inside_ref
+            false_pos = int(np.count_nonzero(p_in & ~r_in & b_in)) if b_in is not None else 0
+        out[f"specificity_{name}"] = 1.0 if negatives == 0 else (negatives - false_pos) / negatives
     return out

@@ -19,7 +19,7 @@ from gliomask.utils import progress_bar
 UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
 
 
-def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "cpu",
+def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "auto",
                   tta: bool = False, threads: int | None = None, convention: str = "brats2019",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
                   probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto") -> list[dict]:
@@ -36,6 +36,8 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     """
     if convention not in ("brats2019", "brats2023"):
         raise GliomaskError(f"unknown label convention {convention!r}; choose brats2019 or brats2023")
+    if threads is not None and threads < 1:
+        raise GliomaskError(f"--threads must be at least 1, got {threads}")
     if threads:
         torch.set_num_threads(threads)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend)

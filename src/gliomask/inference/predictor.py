@@ -42,7 +42,7 @@ class Prediction:
 class Predictor:
     """Rebuilds the trained model from a checkpoint alone and predicts whole cases."""
 
-    def __init__(self, checkpoint: dict, *, device: str = "cpu", tta: bool = False, source: str = "checkpoint",
+    def __init__(self, checkpoint: dict, *, device: str = "auto", tta: bool = False, source: str = "checkpoint",
                  planes: list[str] | None = None, model=None):
         """``checkpoint``: a checkpoint's dict (or an ONNX export's metadata, with ``model`` its network)."""
         self.meta = checkpoint
@@ -71,7 +71,7 @@ class Predictor:
         self.model.to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", tta: bool = False,
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", tta: bool = False,
                         planes: list[str] | None = None, backend: str = "auto") -> "Predictor":
         """``path``: a checkpoint (``backend`` torch) or a `gliomask export` ONNX file (``backend`` onnx,
         onnxruntime on the CPU); ``auto`` tells them apart by the suffix."""
