@@ -40,7 +40,7 @@ def label_mask(seg: np.ndarray, values) -> np.ndarray:
     """Bool array: where ``seg`` holds any of ``values``. One comparison per value: several times faster
     than np.isin or a look-up table (which casts 9 million uint8 indices to int64) on a full volume."""
     seg = np.asarray(seg)
-    out = np.zeros(seg.shape, dtype=bool)
+    out = np.zeros_like(seg, dtype=bool)  # in seg's memory order: NIfTI arrays are Fortran-ordered
     for v in values:
         out |= seg == v
     return out
