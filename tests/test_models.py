@@ -204,3 +204,29 @@ def test_region_head_learns_a_thin_rim():
         pred = model([image])[0]["regions"][2] >= 0.5
     inter = (pred & ring.bool()).sum().item()
     assert 2 * inter / (pred.sum().item() + ring.sum().item()) > 0.8
+
+
+def test_batchnorm_folding_keeps_the_outputs():
+    """`fuse_conv_bn` (used by `Predictor`) removes every foldable BatchNorm and changes outputs only by rounding."""
+    import copy
+
+    from gliomask.models.fusion import fuse_conv_bn
+
+    torch.manual_seed(0)
+    model = build_maskrcnn(num_classes=1, in_channels=6, backbone="mobilenet_v3_fpn")
+    model.train()
+    model([torch.randn(6, 96, 80) for _ in range(2)], [  # move the BatchNorm statistics away from identity
+        {"boxes": torch.tensor([[10.0, 10.0, 40.0, 50.0]]), "labels": torch.tensor([1]),
+         "masks": torch.zeros(1, 96, 80, dtype=torch.uint8).index_fill_(1, torch.arange(10, 50), 1),
+         "regions": torch.zeros(3, 96, 80, dtype=torch.uint8)} for _ in range(2)])
+    model.eval()
+    fused = fuse_conv_bn(copy.deepcopy(model))
+    before = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    after = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert before > 30 and after == 0
+    x = [torch.randn(6, 96, 80)]
+    with torch.no_grad():
+        a, b = model(x)[0], fused(x)[0]
+    torch.testing.assert_close(b["regions"], a["regions"], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError):
+        fuse_conv_bn(model.train())

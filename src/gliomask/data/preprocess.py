@@ -38,7 +38,9 @@ class Preprocessed:
     def restore(self, array: np.ndarray, fill=0) -> np.ndarray:
         """[..., S, H, W] in slice space -> [..., X, Y, Z] on the full grid, ``fill`` outside the crop."""
         lead = array.ndim - 3
-        out = np.full((*array.shape[:lead], *self.shape), fill, dtype=array.dtype)
+        shape = (*array.shape[:lead], *self.shape)
+        # np.zeros takes already-zeroed pages from the OS; np.full writes every voxel (0.2 s per case)
+        out = np.zeros(shape, dtype=array.dtype) if fill == 0 else np.full(shape, fill, dtype=array.dtype)
         out[(slice(None),) * lead + self.box] = np.moveaxis(array, lead, lead + self.axis)
         return out
 

@@ -76,6 +76,8 @@ class GliomaskRCNN(MaskRCNN):
         logits = None
         if self.region_head is not None:
             logits = self.region_head(features, batch.tensors, fine=getattr(self.backbone, "fine", None))
+        if getattr(self.backbone, "fine", None) is not None:
+            self.backbone.fine = None  # do not keep this batch's features (and their graph) alive
         if self.training:
             losses = {**detector_losses, **proposal_losses}
             if logits is not None and all("regions" in t for t in targets):
