@@ -102,6 +102,13 @@ def test_predictor_api_without_files_and_2023_labels(checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     labels = np.asarray(nib.load(str(tmp_path / "out" / "BraTS-GLI-00009-000_seg.nii.gz")).dataobj)
     assert set(np.unique(labels).tolist()) <= {0, 1, 2, 3}
+    # without --labels the output follows the input's edition: the same file as with --labels brats2023
+    result = run_cli("predict", "-i", folder, "-o", tmp_path / "auto", "-m", checkpoint, "--no-overlays", "--quiet")
+    assert result.returncode == 0, result.stderr
+    auto = np.asarray(nib.load(str(tmp_path / "auto" / "BraTS-GLI-00009-000_seg.nii.gz")).dataobj)
+    assert np.array_equal(auto, labels)
+    report = json.loads((tmp_path / "auto" / "BraTS-GLI-00009-000_lesions.json").read_text())
+    assert report["label_convention"] == "brats2023"
 
 
 def test_hierarchy_enforced_on_random_maps():

@@ -17,8 +17,9 @@ def register(sub) -> None:
                    help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    p.add_argument("--labels", choices=["brats2019", "brats2023"], default="brats2019",
-                   help="label convention of the output (2019: enhancing 4; 2023: enhancing 3)")
+    p.add_argument("--labels", choices=["auto", "brats2019", "brats2023"], default="auto",
+                   help="label convention of the output: auto follows each input case's naming (default); "
+                        "brats2019: enhancing 4; brats2023: enhancing 3")
     p.add_argument("--no-overlays", action="store_true")
     p.add_argument("--planes", default=None, metavar="axial,coronal,sagittal",
                    help="fuse region probabilities over these of the checkpoint's trained planes (default: all it was trained on)")

@@ -13,14 +13,14 @@ from gliomask.inference.lesions import write_lesion_report
 from gliomask.inference.predictor import Predictor
 from gliomask.io.brats import discover_cases, select_cases
 from gliomask.io.nifti import save_like
-from gliomask.labels import to_convention
+from gliomask.labels import CONVENTIONS, to_convention
 from gliomask.utils import progress_bar
 
 UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
 
 
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "auto",
-                  tta: bool = False, threads: int | None = None, convention: str = "brats2019",
+                  tta: bool = False, threads: int | None = None, convention: str = "auto",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
                   probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto") -> list[dict]:
     """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
@@ -34,8 +34,8 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
     may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
     """
-    if convention not in ("brats2019", "brats2023"):
-        raise GliomaskError(f"unknown label convention {convention!r}; choose brats2019 or brats2023")
+    if convention not in ("auto", *CONVENTIONS):
+        raise GliomaskError(f"unknown label convention {convention!r}; choose auto, {', '.join(CONVENTIONS)}")
     if threads is not None and threads < 1:
         raise GliomaskError(f"--threads must be at least 1, got {threads}")
     if threads:
@@ -54,7 +54,8 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
         loaded = predictor.load(case)
         pred = predictor.predict_case(loaded)
         seg_path = out / f"{case.case_id}_seg.nii.gz"
-        save_like(to_convention(pred.labels, convention), loaded.reference, seg_path)
+        labels_as = case.convention if convention == "auto" else convention  # auto: the input's own edition
+        save_like(to_convention(pred.labels, labels_as), loaded.reference, seg_path)
         if probabilities:
             save_like(np.moveaxis(pred.probabilities, 0, -1), loaded.reference, out / f"{case.case_id}_prob.nii.gz",
                       dtype=np.float32)
@@ -62,7 +63,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
                 save_like(unc, loaded.reference, out / f"{case.case_id}_unc_{name}.nii.gz")
         provenance = predictor.meta.get("provenance") or {}
         write_lesion_report(pred.lesions, out / f"{case.case_id}_lesions.json", out / f"{case.case_id}_lesions.csv",
-                            case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": convention,
+                            case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": labels_as,
                                                          "spacing_mm": list(loaded.spacing),
                                                          "trained_on": provenance.get("train_cases", [])})
         if overlays:
