@@ -44,6 +44,16 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                           cwd=cwd, timeout=900)
 
 
+def expect_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit code 2, one stderr line holding every needle, no traceback; returns the line."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 def write_small_case(folder: Path, case_id: str, *, shape=(40, 40, 24), affine=None, seed: int = 0,
                      sep: str = "_", names=("t1", "t1ce", "t2", "flair"), seg_labels=(0, 1, 2, 4)) -> Path:
     """A tiny, valid BraTS-named case for fast error-path tests."""

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_cli, write_small_case
-
-
-def _one_line(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from conftest import expect_one_line_error, run_cli, write_small_case
 
 
 def test_manifest_case_ids_cannot_escape_the_output_folder(tmp_path):
@@ -20,7 +12,7 @@ def test_manifest_case_ids_cannot_escape_the_output_folder(tmp_path):
         names = ["t1", "t1ce", "t2", "flair", "seg"]
         manifest.write_text("case," + ",".join(names) + "\n" + bad + "," + ",".join(
             str(folder / f"C1_{n}.nii.gz") for n in names) + "\n")
-        _one_line(run_cli("prepare", "--brats", manifest, "--out", tmp_path / "out", "--folds", "1", "--quiet"),
+        expect_one_line_error(run_cli("prepare", "--brats", manifest, "--out", tmp_path / "out", "--folds", "1", "--quiet"),
                   "m.csv", "cannot be a file name")
         assert not (tmp_path / "out").exists() and not (tmp_path / "escaped_case").exists()
 
@@ -40,11 +32,11 @@ def test_demo_fresh_deletes_only_a_folder_it_made(tmp_path):
     mine.mkdir()
     (mine / "thesis.txt").write_text("years of work")
     # a bad argument is refused before anything is touched
-    _one_line(run_cli("demo", "--fresh", "--cases", "2", "--out", mine), "--cases")
+    expect_one_line_error(run_cli("demo", "--fresh", "--cases", "2", "--out", mine), "--cases")
     # valid arguments, but the folder is not the demo's
-    _one_line(run_cli("demo", "--fresh", "--out", mine), "made by the demo", "my_results")
+    expect_one_line_error(run_cli("demo", "--fresh", "--out", mine), "made by the demo", "my_results")
     assert (mine / "thesis.txt").read_text() == "years of work" and len(list(mine.iterdir())) == 1
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")
-    _one_line(run_cli("demo", "--out", a_file), "not a folder")
+    expect_one_line_error(run_cli("demo", "--out", a_file), "not a folder")
     assert a_file.read_text() == "mine"

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import expect_one_line_error, run_cli
 from gliomask.data.synth import BRATS_AFFINE, synth_case
 from gliomask.config import load_config
 from gliomask.engine.train import train
@@ -180,37 +180,29 @@ def test_evaluate_cli_writes_metrics_summary_and_report(tmp_path, brats2019):
     assert (tmp_path / "ev" / "dice_boxplot.png").is_file()
 
 
-def _one_line_error(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_evaluate_errors(tmp_path):
     gt = tmp_path / "gt"
     write_case(gt, "c1", BRATS_AFFINE)
     pred = tmp_path / "pred"
     pred.mkdir()
-    _one_line_error(run_cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "ev"), "no prediction for case c1")
+    expect_one_line_error(run_cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "ev"), "no prediction for case c1")
     assert not (tmp_path / "ev").exists()
     nib.save(nib.Nifti1Image(np.zeros((96, 96, 23), np.uint8), BRATS_AFFINE), str(pred / "c1_seg.nii.gz"))
-    _one_line_error(run_cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "ev"),
+    expect_one_line_error(run_cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "ev"),
                     str(pred / "c1_seg.nii.gz"), "differs from ground truth")
     assert not (tmp_path / "ev").exists()
 
 
 def test_predict_errors(checkpoint, tmp_path):
     folder = write_case(tmp_path / "in", "c2", BRATS_AFFINE, drop=("flair",))
-    _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", checkpoint),
+    expect_one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", checkpoint),
                     "needs modalities", "lacks flair")
     assert not (tmp_path / "out").exists()
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"PK\x03\x04 broken zip")
     folder = write_case(tmp_path / "in2", "c3", BRATS_AFFINE)
-    _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", junk), str(junk), "unreadable")
-    _one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", tmp_path / "none.pt"), "not found")
+    expect_one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", junk), str(junk), "unreadable")
+    expect_one_line_error(run_cli("predict", "-i", folder, "-o", tmp_path / "out", "-m", tmp_path / "none.pt"), "not found")
     assert not (tmp_path / "out").exists()
 
 
@@ -281,9 +273,9 @@ def test_predict_never_writes_over_its_inputs(checkpoint, tmp_path):
     """`predict -o CASE` would replace the case's ground truth <case>_seg.nii.gz: refused, nothing written."""
     folder = write_case(tmp_path / "in", "c4", BRATS_AFFINE)
     before = {p: p.read_bytes() for p in folder.iterdir()}
-    _one_line_error(run_cli("predict", "-i", folder, "-o", folder, "-m", checkpoint), "holds input files", "c4")
+    expect_one_line_error(run_cli("predict", "-i", folder, "-o", folder, "-m", checkpoint), "holds input files", "c4")
     assert {p: p.read_bytes() for p in folder.iterdir()} == before
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")
-    _one_line_error(run_cli("predict", "-i", folder, "-o", a_file, "-m", checkpoint), "not a folder")
+    expect_one_line_error(run_cli("predict", "-i", folder, "-o", a_file, "-m", checkpoint), "not a folder")
     assert a_file.read_text() == "mine"

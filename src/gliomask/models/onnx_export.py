@@ -58,7 +58,7 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, *, opset: int = 17
     model, _ = model_from_checkpoint(checkpoint, str(checkpoint_path))
     meta = export_metadata(checkpoint)
     try:
-        json.dumps(meta)
+        meta_json = json.dumps(meta)
     except TypeError as exc:
         raise GliomaskError(f"cannot export: the checkpoint's settings are not plain values ({exc})", checkpoint_path) from None
     channels = len(checkpoint["modalities"]) * (2 * int(checkpoint.get("context", 0)) + 1)
@@ -78,7 +78,7 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, *, opset: int = 17
             raise GliomaskError(f"cannot export this checkpoint to ONNX ({type(exc).__name__}: {first})", checkpoint_path) from None
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+        entry.key, entry.value = METADATA_KEY, meta_json
         proto.producer_name = "gliomask"
         onnx.save(proto, str(tmp))
     return out
