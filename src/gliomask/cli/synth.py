@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
+from gliomask.data.synth import ANATOMIES
 from gliomask.utils import default_workers
 
 
 def register(sub) -> None:
-    p = sub.add_parser("synth", help="write synthetic BraTS-like cases in the BraTS folder layout")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--cases", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--edition", choices=["2019", "2023"], default="2019")
-    p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("synth", help="write synthetic BraTS-like cases in the BraTS folder layout",
+                       description="Write synthetic BraTS cases (four modalities and a segmentation, int16 NIfTI on "
+                                   "the BraTS grid) into a new folder.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="folder to create (must not exist or be empty)")
+    p.add_argument("--cases", type=int, default=8, help="number of cases")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same bytes")
+    p.add_argument("--edition", choices=["2019", "2023"], default="2019",
+                   help="file names and enhancing label: 2019 (HGG/LGG folders, ET=4) or 2023 (-t1n/-t1c/-t2w/-t2f, ET=3)")
+    p.add_argument("--anatomy", choices=list(ANATOMIES), default="mni",
+                   help="mni: the MNI ICBM152 brain template (from nilearn), deformed per case; "
+                        "simple: a geometric head, faster, for quick checks")
+    p.add_argument("--workers", type=int, default=default_workers(), help="processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -22,6 +31,6 @@ def run(args) -> int:
     from gliomask.data.synth import synthesize
 
     ids = synthesize(args.out, cases=args.cases, seed=args.seed, edition=args.edition,
-                     workers=args.workers, progress=not args.quiet)
-    print(f"wrote {len(ids)} synthetic BraTS {args.edition} cases to {args.out}")
+                     workers=args.workers, progress=not args.quiet, anatomy=args.anatomy)
+    print(f"wrote {len(ids)} synthetic BraTS {args.edition} cases ({args.anatomy} anatomy) to {args.out}")
     return 0

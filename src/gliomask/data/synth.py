@@ -1,6 +1,8 @@
 """Synthetic BraTS-like cases written in the exact BraTS folder layout and NIfTI format.
 
-Each case is a skull-stripped, head-shaped brain (CSF, grey and white matter, ventricles) whose
+Two anatomies. "mni" (the default, :mod:`gliomask.data.synth_anatomy`): a real brain, the MNI ICBM152
+template deformed per case, with gliomas that push tissue aside and spread along white matter.
+"simple" (below, kept because tests and quick checks like its speed): a skull-stripped, head-shaped brain (CSF, grey and white matter, ventricles) whose
 contrasts differ across T1, T1ce, T2 and FLAIR, with a smooth bias field and noise, and 0-3 tumours.
 A tumour has oedema (bright on T2 and FLAIR), and a core that is either an enhancing rim (bright on
 T1ce) around a necrotic centre (dark on T1ce, bright on T2) or, in LGG-like cases, non-enhancing only.
@@ -19,6 +21,7 @@ import numpy as np
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import CANONICAL_MODALITIES, CONVENTIONS
 from gliomask.io.atomic import atomic_output_dir
+from gliomask.data.synth_tumour import smooth_noise
 from gliomask.labels import ENHANCING, NECROTIC, OEDEMA, to_convention
 
 SHAPE = (240, 240, 155)
@@ -37,24 +40,29 @@ INTENSITY = {
 }
 
 
+ANATOMIES = ("mni", "simple")
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     index: int
     seed: int
     edition: str = "2019"
+    anatomy: str = "mni"
 
 
-def _smooth_noise(rng, u, v, w, terms=3, freq=(1.5, 4.0)):
-    """A sum of random low-frequency plane waves evaluated on broadcast grids, in [-1, 1]."""
-    total = 0.0
-    for _ in range(terms):
-        f = rng.uniform(*freq, size=3) * rng.choice([-1, 1], size=3)
-        total = total + np.sin(f[0] * u + f[1] * v + f[2] * w + rng.uniform(0, 2 * np.pi))
-    return (total / terms).astype(np.float32)
+def synth_case(index: int, seed: int, anatomy: str = "mni") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Return ({modality: int16 [240,240,155]}, seg uint8 with labels 0/1/2/4). Deterministic.
 
+    ``anatomy="mni"`` builds the case on the MNI ICBM152 template (:mod:`gliomask.data.synth_anatomy`);
+    ``"simple"`` is the older geometric head (an ellipsoid with flat tissue), faster and kept for tests.
+    """
+    if anatomy == "mni":
+        from gliomask.data.synth_anatomy import synth_anatomy_case  # imports torch and reads the template
 
-def synth_case(index: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Return ({modality: int16 [240,240,155]}, seg uint8 with labels 0/1/2/4). Deterministic."""
+        return synth_anatomy_case(index, seed)
+    if anatomy != "simple":
+        raise GliomaskError(f"unknown anatomy {anatomy!r}; choose {' or '.join(ANATOMIES)}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     centre = np.array([120, 118, 70], dtype=np.float32) + rng.uniform(-4, 4, 3).astype(np.float32)
     radii = np.array([66, 84, 62], dtype=np.float32) * rng.uniform(0.93, 1.05, 3).astype(np.float32)
@@ -67,13 +75,13 @@ def synth_case(index: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
     u = ((x - centre[0]) / radii[0])[:, None, None]
     v = ((y - centre[1]) / radii[1])[None, :, None]
     w = ((z - centre[2]) / radii[2])[None, None, :]
-    rho = np.sqrt(u * u + v * v + w * w) * (1 + 0.04 * _smooth_noise(rng, u, v, w, terms=2))
+    rho = np.sqrt(u * u + v * v + w * w) * (1 + 0.04 * smooth_noise(rng, u, v, w, terms=2))
     brain = (rho < 1.0) & (w > -0.75)
     depth = 1.0 - rho  # 0 at the brain surface, 1 at the centre
 
     tissue = np.zeros(sub_shape, dtype=np.uint8)
     tissue[brain] = WM
-    cortex = 0.11 + 0.035 * _smooth_noise(rng, u, v, w, terms=2, freq=(8.0, 14.0))
+    cortex = 0.11 + 0.035 * smooth_noise(rng, u, v, w, terms=2, freq=(8.0, 14.0))
     tissue[brain & (depth < cortex)] = GM
     tissue[brain & (depth < 0.025)] = CSF
     for side in (-1, 1):  # lateral ventricles
@@ -119,7 +127,7 @@ def _add_tumour(rng, seg, depth, brain, enhancing) -> None:
     u = (grids[0] / r_ed[0])[:, None, None]
     v = (grids[1] / r_ed[1])[None, :, None]
     w = (grids[2] / r_ed[2])[None, None, :]
-    rho = np.sqrt(u * u + v * v + w * w) * (1 + 0.12 * _smooth_noise(rng, u, v, w, freq=(1.0, 3.0)))
+    rho = np.sqrt(u * u + v * v + w * w) * (1 + 0.12 * smooth_noise(rng, u, v, w, freq=(1.0, 3.0)))
     box = tuple(slice(lo[i], hi[i]) for i in range(3))
     inside = brain[box]
     core_frac = rng.uniform(0.4, 0.7)
@@ -158,7 +166,7 @@ def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.nd
 
 
 def _synth_one(spec: SynthSpec, root: Path) -> str:
-    images, seg = synth_case(spec.index, spec.seed)
+    images, seg = synth_case(spec.index, spec.seed, spec.anatomy)
     case_id = case_id_for(spec.index, spec.edition)
     if spec.edition == "2019":
         group = "HGG" if np.any(seg == ENHANCING) else "LGG"
@@ -170,8 +178,10 @@ def _synth_one(spec: SynthSpec, root: Path) -> str:
 
 
 def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "2019", workers: int = 1,
-               start: int = 1, progress: bool = False) -> list[str]:
+               start: int = 1, progress: bool = False, anatomy: str = "mni") -> list[str]:
     """Write ``cases`` synthetic cases under ``out`` (BraTS 2019 ``HGG/``/``LGG/`` or 2023 names).
+
+    ``anatomy``: "mni" (a deformed MNI template brain with gliomas) or "simple" (see :func:`synth_case`).
 
     The folder is written atomically: it must not exist yet. Returns the case ids.
     """
@@ -180,11 +190,17 @@ def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "20
         raise GliomaskError(f"unknown edition {edition!r}; choose 2019 or 2023")
     if cases < 1:
         raise GliomaskError("--cases must be at least 1")
+    if anatomy not in ANATOMIES:
+        raise GliomaskError(f"unknown anatomy {anatomy!r}; choose {' or '.join(ANATOMIES)}")
+    if anatomy == "mni":
+        from gliomask.data.template import template_folder
+
+        template_folder()  # a missing nilearn is reported before anything is written
     if out.exists() and any(out.iterdir()):
         raise GliomaskError("output folder exists and is not empty", out)
     if out.exists():
         out.rmdir()
-    specs = [SynthSpec(start + i, seed, edition) for i in range(cases)]
+    specs = [SynthSpec(start + i, seed, edition, anatomy) for i in range(cases)]
     from gliomask.utils import progress_bar
 
     with atomic_output_dir(out) as tmp:

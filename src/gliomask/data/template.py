@@ -1,0 +1,76 @@
+"""The MNI ICBM152 2009 brain template, as shipped inside nilearn's wheel (no download).
+
+Fonov et al., NeuroImage 54(1), 2011 and NeuroImage 47 S102, 2009 (unbiased nonlinear average of
+152 adults, symmetric version 2009a). Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging
+Centre, Montreal Neurological Institute, McGill University; the notice is in the README.
+
+The files are found through the installed package's location, without importing nilearn (which would
+import scikit-learn and pandas): only nibabel reads them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+
+from gliomask.errors import GliomaskError
+
+FILES = {
+    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
+}
+CSF_GM_WM = ("csf", "gm", "wm")
+
+
+@dataclass(frozen=True)
+class Template:
+    """Tissue fractions on the template's 1 mm grid, reoriented to LPS (the BraTS voxel order).
+
+    fractions: float32 [X, Y, Z, 3] holding CSF, GM, WM fractions in [0, 1] (0 outside the brain);
+    depth: float32 [X/2, Y/2, Z/2] (every second voxel), distance in mm to the outside of the brain; centre: the brain's
+    bounding-box centre in voxels.
+    """
+
+    fractions: np.ndarray
+    depth: np.ndarray
+    centre: np.ndarray
+    volume: "torch.Tensor"  # the fractions as float32 [1, 3, Z, Y, X], the layout grid_sample reads
+
+
+def template_folder() -> Path:
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise GliomaskError("synthetic anatomy needs the MNI template shipped with nilearn: pip install nilearn "
+                            "(or use --anatomy simple)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+
+
+@lru_cache(maxsize=1)
+def load_template() -> Template:
+    """Read the template once per process (about 0.3 s)."""
+    folder = template_folder()
+    arrays = {}
+    for name, file in FILES.items():
+        img = nib.load(folder / file)
+        # RAS -> LPS, the orientation of BraTS images: flip the first two axes.
+        ornt = nib.orientations.ornt_transform(nib.io_orientation(img.affine),
+                                               nib.orientations.axcodes2ornt(("L", "P", "S")))
+        data = nib.orientations.apply_orientation(np.asanyarray(img.dataobj), ornt)
+        arrays[name] = np.ascontiguousarray(data, dtype=np.float32) / 255.0
+    brain = arrays["t1"] > 0  # the template is skull-stripped: zero outside the brain
+    gm, wm = arrays["gm"] * brain, arrays["wm"] * brain
+    csf = np.clip(brain - gm - wm, 0.0, 1.0)
+    fractions = np.stack([csf, gm, wm], axis=-1).astype(np.float32)
+    depth = ndi.distance_transform_edt(brain[::2, ::2, ::2]).astype(np.float32) * 2  # 2 mm grid is enough
+    nz = np.argwhere(brain)
+    centre = (nz.min(0) + nz.max(0)) / 2.0
+    volume = torch.from_numpy(np.ascontiguousarray(fractions.transpose(3, 2, 1, 0)))[None]
+    return Template(fractions=fractions, depth=depth, centre=centre.astype(np.float32), volume=volume)

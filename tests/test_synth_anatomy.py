@@ -1,0 +1,107 @@
+"""Synthetic cases built on the MNI template: contrasts in the order real scans have, gliomas that
+behave like gliomas, labels in the edition's set, the same bytes for the same seed."""
+
+from __future__ import annotations
+
+import hashlib
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from gliomask.data.synth import synthesize
+from gliomask.data.synth_anatomy import synth_anatomy_case
+from gliomask.errors import GliomaskError
+from gliomask.labels import ENHANCING, NECROTIC, OEDEMA
+
+CSF, GM, WM = 1, 2, 3
+
+
+@pytest.fixture(scope="module")
+def cases():
+    """Three cases with their pure-tissue maps (seed 5): at least one has an enhancing tumour."""
+    return [synth_anatomy_case(i, 5, with_tissue=True) for i in (1, 2, 3)]
+
+
+def _median(image, mask):
+    return float(np.median(image[mask]))
+
+
+def test_every_modality_orders_tissues_as_real_scans_do(cases):
+    for images, seg, tissue in cases:
+        healthy = seg == 0
+        m = {mod: {t: _median(images[mod], (tissue == t) & healthy) for t in (CSF, GM, WM)} for mod in images}
+        assert m["t1"][WM] > m["t1"][GM] > m["t1"][CSF]
+        assert m["t1ce"][WM] > m["t1ce"][GM] > m["t1ce"][CSF]
+        assert m["t2"][CSF] > m["t2"][GM] > m["t2"][WM]
+        assert m["flair"][GM] > m["flair"][WM] > m["flair"][CSF]  # CSF suppressed
+        assert m["flair"][CSF] < 0.5 * m["flair"][WM]
+        for t in (CSF, GM, WM):  # each tissue is a real part of the brain
+            assert ((tissue == t) & healthy).sum() > 5_000
+
+
+def test_brain_is_skull_stripped_and_differs_between_cases(cases):
+    masks = []
+    for images, seg, _ in cases:
+        brain = images["t1"] != 0
+        assert 1.0e6 < brain.sum() < 2.2e6  # 1.0-2.2 litres at 1 mm
+        for mod in images:
+            assert np.array_equal(images[mod] != 0, brain)  # background exactly 0 in every modality
+            assert images[mod].dtype == np.int16
+        assert not seg[~brain].any()
+        masks.append(brain)
+    a, b = masks[0], masks[1]
+    overlap = 2 * (a & b).sum() / (a.sum() + b.sum())
+    assert 0.8 < overlap < 0.985  # the same template, deformed differently per case
+
+
+def test_tumours_have_glioma_contrasts_and_nested_regions(cases):
+    enhancing_seen = False
+    for images, seg, tissue in cases:
+        if not (seg == OEDEMA).any():
+            continue
+        wm = (tissue == WM) & (seg == 0)
+        assert _median(images["flair"], seg == OEDEMA) > 1.2 * _median(images["flair"], wm)
+        assert _median(images["t2"], seg == OEDEMA) > 1.3 * _median(images["t2"], wm)
+        core = (seg == NECROTIC) | (seg == ENHANCING)
+        # the oedema surrounds the core: most of the core's outer surface borders oedema
+        shell = ndi.binary_dilation(core) & ~core & (images["t1"] != 0)
+        assert (seg[shell] == OEDEMA).mean() > 0.5
+        # oedema spreads in white matter rather than cortex
+        oedema_tissue = tissue[seg == OEDEMA]
+        assert (oedema_tissue == WM).sum() > 3 * (oedema_tissue == GM).sum()
+        if (seg == ENHANCING).any():
+            enhancing_seen = True
+            assert _median(images["t1ce"], seg == ENHANCING) > 1.2 * _median(images["t1ce"], wm)
+            assert _median(images["t1ce"], seg == NECROTIC) < 0.7 * _median(images["t1ce"], seg == ENHANCING)
+    assert enhancing_seen
+
+
+def _digests(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.nii.gz"))}
+
+
+def test_same_seed_same_bytes_and_labels_per_edition(tmp_path):
+    synthesize(tmp_path / "a", cases=2, seed=9, edition="2023")
+    synthesize(tmp_path / "b", cases=2, seed=9, edition="2023")
+    synthesize(tmp_path / "c", cases=1, seed=10, edition="2019")
+    a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    assert len(a) == 10 and a == b
+    for seg in (tmp_path / "a").rglob("*-seg.nii.gz"):
+        assert set(np.unique(np.asarray(nib.load(seg).dataobj)).tolist()) <= {0, 1, 2, 3}
+    for seg in (tmp_path / "c").rglob("*_seg.nii.gz"):
+        assert set(np.unique(np.asarray(nib.load(seg).dataobj)).tolist()) <= {0, 1, 2, 4}
+
+
+def test_missing_template_is_one_clear_error_before_writing(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nilearn" else real(name, *a))
+    with pytest.raises(GliomaskError, match="nilearn"):
+        synthesize(tmp_path / "out", cases=1)
+    assert not (tmp_path / "out").exists()
+    synthesize(tmp_path / "simple", cases=1, anatomy="simple")  # the geometric head needs no template
+    assert len(list((tmp_path / "simple").rglob("*.nii.gz"))) == 5
