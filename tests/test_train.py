@@ -51,8 +51,10 @@ class _Interrupt(Exception):
     pass
 
 
-def test_interrupted_run_resumes_exactly(prepared, tmp_path):
-    overrides = QUICK + ["train.epochs=3", "train.max_steps_per_epoch=3", "train.warmup_steps=2", "train.log_every=1"]
+@pytest.mark.parametrize("workers", [0, 1])  # 1: a persistent DataLoader worker starts afresh on resume
+def test_interrupted_run_resumes_exactly(prepared, tmp_path, workers):
+    overrides = QUICK + ["train.epochs=3", "train.max_steps_per_epoch=3", "train.warmup_steps=2", "train.log_every=1",
+                         f"train.workers={workers}"]
     whole = tmp_path / "whole"
     params_whole = {}
     train(prepared, whole, load_config(None, overrides), fold=None, progress=False,
@@ -68,6 +70,9 @@ def test_interrupted_run_resumes_exactly(prepared, tmp_path):
         train(prepared, broken, load_config(None, overrides), fold=None, progress=False, epoch_end_hook=stop_after_first)
     saved = load_checkpoint(broken / "last.pt")
     assert saved["epoch"] == 0
+    (broken / ".last.pt.k2j4x9.tmp.pt").write_bytes(b"half a checkpoint")  # a kill during a save
+    with open(broken / "metrics.jsonl", "a") as fh:  # a kill mid-epoch 1 after logging a step of it
+        fh.write(json.dumps({"type": "train", "epoch": 1, "step": 4, "loss": 9.9}) + "\n")
     params_resumed = {}
     summary = train(prepared, broken, None, fold=None, resume=True, progress=False,
                     end_hook=lambda m: params_resumed.update({k: v.clone() for k, v in m.state_dict().items()}))
@@ -79,8 +84,38 @@ def test_interrupted_run_resumes_exactly(prepared, tmp_path):
     for group_a, group_b in zip(final["optimizer"]["state"].values(), whole_final["optimizer"]["state"].values()):
         assert torch.equal(group_a["momentum_buffer"], group_b["momentum_buffer"])
     assert len((broken / "command.txt").read_text().splitlines()) == 2  # the resumed run adds its line
+    assert not list(broken.glob(".*.tmp*"))  # the interrupted save's temporary file was cleaned
     steps = [json.loads(l)["step"] for l in (broken / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 10))  # resumed at step 4 of epoch 1, no step repeated
+
+
+def test_sampler_pads_like_distributed_sampler_and_seeds_every_sample():
+    from gliomask.engine.sampler import TumourBalancedSampler
+
+    ranks = [TumourBalancedSampler([False, False, True], negative_share=0.3, seed=1, rank=r, world_size=5)
+             for r in range(5)]
+    draws = [list(s) for s in ranks]
+    assert all(len(d) == len(r) == 1 for d, r in zip(draws, ranks))  # 3 slices over 5 ranks: one each
+    assert {d[0][0] for d in draws} == {0, 1, 2}
+    assert len({d[0][1] for d in draws}) == 5  # every sample its own augmentation seed
+    assert draws == [list(s) for s in ranks]  # the same epoch draws the same again
+    ranks[0].set_epoch(1)
+    assert list(ranks[0])[0][1] != draws[0][0][1]
+
+
+def test_logs_refuse_a_planted_symbolic_link(tmp_path):
+    from gliomask.engine.logger import Logger
+    from gliomask.io.atomic import append_text
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    (tmp_path / "metrics.jsonl").symlink_to(target)
+    (tmp_path / "command.txt").symlink_to(target)
+    with pytest.raises(OSError):
+        Logger(tmp_path, True, False).log({"type": "train", "epoch": 0, "step": 1})
+    with pytest.raises(OSError):
+        append_text(tmp_path / "command.txt", "gliomask train\n")
+    assert target.read_text() == "precious\n"
 
 
 def test_resume_refuses_other_model_settings(prepared, tmp_path):

@@ -71,7 +71,9 @@ class PreparedSlices(Dataset):
             self._arrays[cid] = self.prepared.arrays(cid)
         return self._arrays[cid]
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, item: int | tuple[int, int]):
+        """``item``: a slice index, or (index, augmentation seed) as the training sampler yields."""
+        i, aug_seed = item if isinstance(item, tuple) else (item, None)
         cid, dim, s = self.index[i]
         img, seg = self._case(cid)
         image = torch.from_numpy(context_stack(plane_view(img, dim), s, self.context))
@@ -85,7 +87,12 @@ class PreparedSlices(Dataset):
             "image_id": i + 1,
         }
         if self.transforms is not None:
-            image, target = self.transforms(image, target)
+            if aug_seed is None:
+                image, target = self.transforms(image, target)
+            else:  # this sample's own stream, whatever process and worker draws it
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(aug_seed)
+                    image, target = self.transforms(image, target)
         return image, target
 
 

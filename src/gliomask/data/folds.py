@@ -5,18 +5,27 @@ from __future__ import annotations
 import numpy as np
 
 from gliomask.errors import GliomaskError
+from gliomask.io.brats import patient_of
 
 
 def make_folds(case_ids: list[str], groups: list[str | None], k: int, seed: int) -> list[list[str]]:
-    """Patient-level folds: shuffled with ``seed``, dealt round-robin within each group (HGG/LGG)."""
-    if k > len(case_ids):
-        raise GliomaskError(f"{k} folds need at least {k} cases, found {len(case_ids)}")
+    """Patient-level folds: patients shuffled with ``seed``, dealt round-robin within each group
+    (HGG/LGG, a patient's group being that of its first case); every case of a patient (the
+    timepoints of a BraTS 2023+ patient, :func:`patient_of`) lands in the patient's fold."""
+    cases_of: dict[str, list[str]] = {}
+    group_of: dict[str, str] = {}
+    for cid, g in sorted(zip(case_ids, groups), key=lambda cg: cg[0]):
+        patient = patient_of(cid)
+        cases_of.setdefault(patient, []).append(cid)
+        group_of.setdefault(patient, g or "")
+    if k > len(cases_of):
+        raise GliomaskError(f"{k} folds need at least {k} patients, found {len(cases_of)}")
     rng = np.random.default_rng(seed)
     folds: list[list[str]] = [[] for _ in range(k)]
     position = 0
-    for group in sorted({g or "" for g in groups}):
-        members = sorted(c for c, g in zip(case_ids, groups) if (g or "") == group)
-        for cid in rng.permutation(members):
-            folds[position % k].append(str(cid))
+    for group in sorted(set(group_of.values())):
+        members = sorted(p for p, g in group_of.items() if g == group)
+        for patient in rng.permutation(members):
+            folds[position % k].extend(cases_of[str(patient)])
             position += 1
     return [sorted(f) for f in folds]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from gliomask.errors import GliomaskError
+from gliomask.io.atomic import append_text, atomic_path
 
 
 class Logger:
@@ -22,11 +23,22 @@ class Logger:
                 raise GliomaskError("train.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
             self.tb = SummaryWriter(str(run / "tensorboard"))
 
+    def keep_before(self, epoch: int) -> None:
+        """On resume: drop the records of ``epoch`` and later, which the resumed run logs again."""
+        if not self.enabled or not self.path.is_file():
+            return
+        if self.path.is_symlink():
+            raise GliomaskError("metrics.jsonl is a symbolic link; refusing to write through it", self.path)
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("epoch", -1) < epoch]
+        if len(kept) != len(lines):
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(kept))
+
     def log(self, record: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_text(self.path, json.dumps(record) + "\n")
         if self.tb is not None:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("epoch", "step"):

@@ -8,10 +8,20 @@ import torch
 from torch.utils.data import Sampler
 
 
-class TumourBalancedSampler(Sampler[int]):
+def augmentation_seed(seed: int, epoch: int, position: int) -> int:
+    """The seed of one sample's augmentation: a function of the run's seed, the epoch and the sample's
+    place in the epoch's global order, never of a process's RNG, so a resumed run (whose DataLoader
+    workers start afresh) draws the same augmentations as an uninterrupted one, on any number of ranks."""
+    return ((seed * 1_000_003 + epoch) * 998_244_353 + position) % (2 ** 63)
+
+
+class TumourBalancedSampler(Sampler[tuple[int, int]]):
     """Each epoch: all positive slices and enough randomly drawn negatives to make up
     ``negative_share`` of the epoch, shuffled with ``seed + epoch`` and split across ranks like
-    ``DistributedSampler`` (padded so that every rank gets the same number of indices)."""
+    ``DistributedSampler`` (padded by repeating the order, so that every rank gets the same number).
+
+    Yields ``(slice index, augmentation seed)``; :class:`PreparedSlices` accepts both forms.
+    """
 
     def __init__(self, is_negative: list[bool], *, negative_share: float, seed: int = 0,
                  rank: int = 0, world_size: int = 1):
@@ -33,8 +43,10 @@ class TumourBalancedSampler(Sampler[int]):
         order = torch.cat([torch.tensor(self.pos, dtype=torch.long), neg])
         order = order[torch.randperm(len(order), generator=g)].tolist()
         total = self.per_rank * self.world_size
-        order += order[: total - len(order)]
-        return iter(order[self.rank:total:self.world_size])
+        if len(order) < total:  # as DistributedSampler: repeat the order as often as needed
+            order = (order * math.ceil(total / max(len(order), 1)))[:total]
+        positions = range(self.rank, total, self.world_size)
+        return iter([(order[p], augmentation_seed(self.seed, self.epoch, p)) for p in positions])
 
     def __len__(self) -> int:
         return self.per_rank

@@ -8,6 +8,7 @@ comes from `gliomask.models.factory`; what a checkpoint holds and the RNG state 
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -32,11 +33,12 @@ from gliomask.engine.validate import estimate_seconds, tune_postprocessing, vali
 from gliomask.errors import GliomaskError
 from gliomask.inference.core import PostProcessing
 from gliomask.labels import CLASS_SCHEMES
+from gliomask.io.atomic import append_text, remove_stale_temporaries
 from gliomask.models.builder import BACKBONES
 from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
 from gliomask.models.factory import detector_scheme, model_from_config, resolve_device
 from gliomask.models.weights import load_weights
-from gliomask.utils import progress_bar, write_json
+from gliomask.utils import default_threads, progress_bar, write_json
 
 RESERVE_EVERY = 50  # steps between re-estimates of the final validation's cost
 
@@ -72,9 +74,12 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     main = rank == 0
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    if main and not resume and (out / "last.pt").exists():
+    threads = tc.threads or default_threads()  # the CPUs this process may use, shared by a node's ranks
+    if threads:
+        if not tc.threads:
+            threads = max(1, threads // max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1))
+        torch.set_num_threads(threads)
+    if not resume and (out / "last.pt").exists():  # every rank checks, so none waits in a barrier alone
         raise GliomaskError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
     # Every setting that can be refused is checked before the run folder is written.
     train_ids, val_ids = prepared.split(fold)
@@ -94,8 +99,12 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        with open(out / "command.txt", "a") as fh:  # a resumed run adds its own line
-            fh.write(" ".join(command_line or sys.argv) + "\n")
+        stale = remove_stale_temporaries(out)
+        if stale:
+            print(f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save in {out}: "
+                  + ", ".join(p.name for p in stale), file=sys.stderr)
+        # a resumed run adds its own line
+        append_text(out / "command.txt", " ".join(command_line or sys.argv) + "\n")
         write_json(out / "env.json", {**versions(), "world_size": world, "device": str(device),
                                       "data": str(Path(data).resolve()), "fold": fold})
     dist_utils.barrier()
@@ -112,7 +121,10 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                                     rank=rank, world_size=world)
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
                                          num_workers=tc.workers, drop_last=len(sampler) >= tc.batch_size,
-                                         persistent_workers=tc.workers > 0)
+                                         persistent_workers=tc.workers > 0,
+                                         # its own generator: drawing worker seeds must not move the global
+                                         # RNG, which a resumed run's persistent workers would draw at another step
+                                         generator=torch.Generator().manual_seed(tc.seed + rank))
     num_classes = len(CLASS_SCHEMES[scheme])
     in_channels = len(prepared.settings["modalities"]) * (2 * context + 1)
     model = model_from_config(cfg, num_classes, in_channels)
@@ -180,6 +192,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
             print(f"resuming {out / 'last.pt'} at epoch {start_epoch}", file=sys.stderr)
 
     logger = Logger(out, main, tc.tensorboard)
+    logger.keep_before(start_epoch)  # a resumed run redoes the epochs after last.pt: log them once
     t0 = time.monotonic() - elapsed_before
     last_val: dict = dict(ckpt.get("validation") or {}) if ckpt is not None else {}
     val_seconds = float(ckpt.get("val_seconds", 0.0)) if ckpt is not None else 0.0

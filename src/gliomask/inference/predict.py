@@ -14,7 +14,7 @@ from gliomask.inference.predictor import Predictor
 from gliomask.io.brats import discover_cases, select_cases
 from gliomask.io.nifti import save_like
 from gliomask.labels import CONVENTIONS, to_convention
-from gliomask.utils import progress_bar
+from gliomask.utils import default_threads, progress_bar
 
 UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
 
@@ -38,6 +38,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
         raise GliomaskError(f"unknown label convention {convention!r}; choose auto, {', '.join(CONVENTIONS)}")
     if threads is not None and threads < 1:
         raise GliomaskError(f"--threads must be at least 1, got {threads}")
+    threads = threads or default_threads()
     if threads:
         torch.set_num_threads(threads)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend)

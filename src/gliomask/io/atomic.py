@@ -52,3 +52,28 @@ def atomic_output_dir(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` to a log file, refusing a symbolic link (a planted link must not redirect a log).
+
+    Raises OSError (ELOOP) on a link, which the CLI reports as one line.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(text)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_path` leaves when a process is killed mid-save.
+
+    Only names of its own pattern (``.<name>.<random>.tmp<suffixes>``) are touched. Call it where no
+    other process writes into ``folder`` (a run folder at the start of training). Returns what went.
+    """
+    gone = []
+    for tmp in sorted(Path(folder).glob(".*.tmp*")):
+        if tmp.is_file() and not tmp.is_symlink() and ".tmp" in tmp.name[1:]:
+            tmp.unlink()
+            gone.append(tmp)
+    return gone

@@ -6,6 +6,8 @@ on load (`gliomask.labels`).
 
 from __future__ import annotations
 
+import re
+
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +150,16 @@ def _cases_from_manifest(csv_path: Path) -> list[Case]:
             raise GliomaskError(f"unknown label convention {labels!r} for case {row['case']}", csv_path)
         cases.append(Case(check_case_id(row["case"].strip(), csv_path), images, (csv_path.parent / seg.strip()).resolve() if seg else None, labels))
     return cases
+
+
+_TIMEPOINT = re.compile(r"^(BraTS-[A-Za-z]+-\d+)-\d+$")
+
+
+def patient_of(case_id: str) -> str:
+    """The patient a case belongs to: BraTS 2023+ ids name patient and timepoint
+    (``BraTS-GLI-00123-001`` -> ``BraTS-GLI-00123``); other ids are one case per patient."""
+    match = _TIMEPOINT.match(case_id)
+    return match.group(1) if match else case_id
 
 
 def check_case_id(case_id: str, source: Path) -> str:

@@ -6,6 +6,8 @@ checkpoint always rebuilds the network it was trained as.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from gliomask.config import Config, load_config
@@ -15,11 +17,17 @@ from gliomask.models.builder import build_maskrcnn
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an explicit CUDA device must exist."""
+    """``auto`` -> CUDA when available, else CPU; an explicit CUDA device must exist.
+
+    Under torchrun (``LOCAL_RANK`` set), ``auto`` and ``cuda`` mean this process's own GPU,
+    ``cuda:LOCAL_RANK``, so that the ranks of a node do not all share the first one.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GliomaskError(f"device {name} asked for, but CUDA is not available")
+    if name == "cuda" and os.environ.get("LOCAL_RANK", "").isdigit():
+        name = f"cuda:{int(os.environ['LOCAL_RANK']) % max(torch.cuda.device_count(), 1)}"
     try:
         return torch.device(name)
     except RuntimeError:
