@@ -98,7 +98,7 @@ def test_2023_names_prepare_to_identical_arrays(brats2019, brats2023, tmp_path):
     # cases 1 and 2 of the same seed, written with 2019 and 2023 names
     from gliomask.data.synth import synthesize
 
-    synthesize(tmp_path / "src19", cases=2, seed=3, edition="2019", workers=1)
+    synthesize(tmp_path / "src19", cases=2, seed=3, edition="2019", workers=1, anatomy="simple")  # as the fixture
     # every brain slice kept, so that the per-case (id-seeded) choice of negatives plays no part
     prepare(tmp_path / "src19", a, PrepareSettings(folds=2, negative_fraction=1.0), progress=False)
     prepare(brats2023, b, PrepareSettings(folds=2, negative_fraction=1.0), progress=False)
