@@ -139,7 +139,7 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
     points_i = _candidate_voxels(transform, template, lo, hi)
     points = points_i.astype(np.float32)
     q = transform(points)
-    plans: list[TumourPlan] = plan_tumours(rng, template, transform, points, q)
+    plans: list[TumourPlan] = plan_tumours(rng, template, points, q)
     for plan in plans:  # mass effect: tissue near a tumour comes from closer to its centre
         rel = q - plan.centre_template
         r = np.sqrt(np.einsum("ij,ij->i", rel, rel)) + 1e-3
@@ -159,7 +159,7 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
         values[mod] = frac @ m
     csf = np.flatnonzero(frac[:, 0] > 0.15)  # vessels only where there is CSF: sulci, fissures, ventricles
     values["t1ce"][csf] += _vessel_field(rng, points[csf], lo) * frac[csf, 0] * np.float32(rng.uniform(1.5, 2.5))
-    paint_tumours(rng, plans, points_i, frac, values, seg, flat)
+    paint_tumours(rng, plans, points_i, frac, values, seg)
 
     n = len(points)
     noise = rng.standard_normal(2 * n + 8 * 1024, dtype=np.float32)

@@ -54,7 +54,7 @@ def coarse_noise(rng, u, v, w, terms=3, freq=(1.5, 4.0)):
     return n[: shape[0], : shape[1], : shape[2]]
 
 
-def plan_tumours(rng, template, transform, points: np.ndarray, q: np.ndarray) -> list[TumourPlan]:
+def plan_tumours(rng, template, points: np.ndarray, q: np.ndarray) -> list[TumourPlan]:
     """Choose 0-3 tumours: centres in deep white matter (template WM > 0.7), apart from each other."""
     count = int(rng.choice(4, p=[0.10, 0.68, 0.16, 0.06]))
     enhancing = bool(rng.random() < 0.75)  # LGG-like cases have a non-enhancing core only
@@ -103,12 +103,11 @@ def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def paint_tumours(rng, plans, points_i, frac, values, seg, flat) -> None:
+def paint_tumours(rng, plans, points_i, frac, values, seg) -> None:
     """Write labels into ``seg`` (full grid) and mix tumour intensities into ``values`` (per brain voxel).
 
     points_i int [N, 3] brain voxels; frac float32 [N, 3] CSF/GM/WM; values {modality: float32 [N]}.
     """
-    del flat
     for plan in plans:
         half = int(np.ceil(plan.radius_oedema * 1.3 * plan.axes.max())) + 3
         lo = np.maximum(plan.centre - half, 0)
@@ -143,7 +142,6 @@ def paint_tumours(rng, plans, points_i, frac, values, seg, flat) -> None:
             gaps = coarse_noise(rng, u * k_c, v * k_c, w * k_c, terms=2, freq=(1.5, 3.5))
             enh = rim & (gaps > -rng.uniform(0.2, 1.2))
         else:
-            necrosis = np.zeros_like(core)
             enh = np.zeros_like(core)
 
         sub = seg[tuple(slice(a, b) for a, b in zip(lo, hi))]
