@@ -17,12 +17,12 @@ OUT = HERE / "out"
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     demo_checkpoint = HERE.parent / "demo_out" / "run" / "best.pt"
-    for script in ("prepare.py", "train.py", "predict.py", "evaluate.py"):
+    for script in ("synth.py", "prepare.py", "train.py", "predict.py", "evaluate.py"):
         print(f"=== bench/{script}", flush=True)
         extra = ["--also", str(demo_checkpoint)] if script == "predict.py" and demo_checkpoint.is_file() else []
         subprocess.run([sys.executable, str(HERE / script), "--json", str(OUT), *extra], check=True)
     lines = ["# gliomask bench figures", ""]
-    for name in ("prepare", "train", "predict", "evaluate"):
+    for name in ("synth", "prepare", "train", "predict", "evaluate"):
         rows = json.loads((OUT / f"{name}.json").read_text())
         keys = list(dict.fromkeys(k for r in rows for k in r))
         lines += [f"## {name}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

@@ -21,6 +21,7 @@ import numpy as np
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import CANONICAL_MODALITIES, CONVENTIONS
 from gliomask.io.atomic import atomic_output_dir
+from gliomask.io.nifti import write_image
 from gliomask.data.synth_tumour import smooth_noise
 from gliomask.labels import ENHANCING, NECROTIC, OEDEMA, to_convention
 
@@ -153,16 +154,16 @@ def _save_brats_nifti(data: np.ndarray, path: Path) -> None:
     img.set_data_dtype(data.dtype)
     img.set_qform(BRATS_AFFINE, code=1)
     img.set_sform(BRATS_AFFINE, code=1)
-    nib.save(img, str(path))
+    write_image(img, path)
 
 
 def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.ndarray], seg: np.ndarray) -> None:
     conv = CONVENTIONS["brats2019" if edition == "2019" else "brats2023"]
     folder.mkdir(parents=True, exist_ok=True)
     for mod, data in images.items():
-        _save_brats_nifti(data.astype(np.int16), folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz")
+        _save_brats_nifti(data.astype(np.int16, copy=False), folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz")
     labels = to_convention(seg, "brats2019" if edition == "2019" else "brats2023")
-    _save_brats_nifti(labels.astype(np.uint8), folder / f"{case_id}{conv['sep']}seg.nii.gz")
+    _save_brats_nifti(labels.astype(np.uint8, copy=False), folder / f"{case_id}{conv['sep']}seg.nii.gz")
 
 
 def _synth_one(spec: SynthSpec, root: Path) -> str:

@@ -88,7 +88,8 @@ def sample_fractions(template: Template, q: np.ndarray) -> np.ndarray:
 
 
 def _candidate_voxels(transform: GridToTemplate, template: Template, lo, hi) -> np.ndarray:
-    """Output voxels (int [N, 3]) within about 3 mm of the deformed brain: a test on every second voxel."""
+    """Output voxels (int [N, 3], Fortran order: sorted by z, then y, then x) within about 3 mm of the
+    deformed brain: a test on every second voxel."""
     step = 2
     axes = [np.arange(a, b, step, dtype=np.float32) for a, b in zip(lo, hi)]
     coarse = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
@@ -97,10 +98,12 @@ def _candidate_voxels(transform: GridToTemplate, template: Template, lo, hi) -> 
     inside = np.all((q >= 0) & (q < d.shape), axis=1)
     hit = np.zeros(len(q), bool)
     hit[inside] = d[tuple(q[inside].T)] > 0
-    mask = ndi.binary_dilation(hit.reshape(coarse.shape[:3]), iterations=1)
+    mask = ndi.binary_dilation(hit.reshape(coarse.shape[:3]), iterations=1).T  # [z, y, x]
     full = np.repeat(np.repeat(np.repeat(mask, step, 0), step, 1), step, 2)
-    full = full[: hi[0] - lo[0], : hi[1] - lo[1], : hi[2] - lo[2]]
-    return np.argwhere(full).astype(np.int32) + lo.astype(np.int32)
+    full = full[: hi[2] - lo[2], : hi[1] - lo[1], : hi[0] - lo[0]]
+    # Fortran order (x fastest): the order of the NIfTI volumes written and of the template that
+    # grid_sample reads ([Z, Y, X]), so that both are walked through memory in sequence.
+    return np.argwhere(full)[:, ::-1].astype(np.int32) + lo.astype(np.int32)
 
 
 def _bias_basis(points: np.ndarray) -> np.ndarray:
@@ -150,8 +153,9 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
     points_i, points, frac = points_i[brain], points[brain], frac[brain]
     frac /= np.maximum(frac.sum(1, keepdims=True), 1e-6)
 
-    flat = np.ravel_multi_index(tuple(points_i.T), SHAPE)
-    seg = np.zeros(SHAPE, np.uint8)
+    # Volumes are built in Fortran order, the order NIfTI stores: writing them needs no transposed copy.
+    flat = np.ravel_multi_index(tuple(points_i.T), SHAPE, order="F")
+    seg = np.zeros(SHAPE, np.uint8, order="F")
     images = {}
     values = {}
     for mod, means in TISSUE.items():
@@ -172,10 +176,10 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
         scale = rng.uniform(350, 1400)
         vol = np.zeros(int(np.prod(SHAPE)), np.int16)
         vol[flat] = np.clip(v * scale, 1, 32000).astype(np.int16)
-        images[mod] = vol.reshape(SHAPE)
+        images[mod] = vol.reshape(SHAPE, order="F")
     if not with_tissue:
         return images, seg
     tissue = np.zeros(int(np.prod(SHAPE)), np.uint8)
     pure = frac.max(1) > 0.9
     tissue[flat[pure]] = frac[pure].argmax(1) + 1
-    return images, seg, tissue.reshape(SHAPE)
+    return images, seg, tissue.reshape(SHAPE, order="F")

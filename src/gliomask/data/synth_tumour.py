@@ -106,14 +106,18 @@ def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
 def paint_tumours(rng, plans, points_i, frac, values, seg) -> None:
     """Write labels into ``seg`` (full grid) and mix tumour intensities into ``values`` (per brain voxel).
 
-    points_i int [N, 3] brain voxels; frac float32 [N, 3] CSF/GM/WM; values {modality: float32 [N]}.
+    points_i int [N, 3] brain voxels in Fortran order (sorted by z, then y, then x); frac float32 [N, 3] CSF/GM/WM;
+    values {modality: float32 [N]}.
     """
     for plan in plans:
-        half = int(np.ceil(plan.radius_oedema * 1.3 * plan.axes.max())) + 3
+        # Oedema reaches r < radius_oedema / (1 - 0.25) along each stretched axis (see ``re`` below).
+        half = np.ceil(plan.radius_oedema / 0.75 * plan.axes).astype(int) + 3
         lo = np.maximum(plan.centre - half, 0)
         hi = np.minimum(plan.centre + half + 1, seg.shape)
-        inside = np.all((points_i >= lo) & (points_i < hi), axis=1)
-        sel = np.flatnonzero(inside)
+        # points_i is sorted by z: the rows with lo[2] <= z < hi[2] are one run.
+        first, stop = np.searchsorted(points_i[:, 2], [lo[2], hi[2]])
+        run = points_i[first:stop, :2]
+        sel = first + np.flatnonzero(np.all((run >= lo[:2]) & (run < hi[:2]), axis=1))
         local = tuple((points_i[sel] - lo).T)
         shape = tuple(int(b - a) for a, b in zip(lo, hi))
         brain = np.zeros(shape, bool)
@@ -131,7 +135,8 @@ def paint_tumours(rng, plans, points_i, frac, values, seg) -> None:
                         + 0.12 * coarse_noise(rng, u * k_c, v * k_c, w * k_c, freq=(3.0, 7.0)))
         re = r * k_e * (1 + 0.25 * coarse_noise(rng, u * k_e, v * k_e, w * k_e, freq=(1.5, 4.0)))
         core = (rc < 1) & brain
-        oedema = (re < 1) & brain & ((wm > 0.45) | (rc < 1.25)) & (csf < 0.6)
+        # vasogenic oedema spares the cortex: next to the core it may cross mixed tissue, not pure grey matter
+        oedema = (re < 1) & brain & ((wm > 0.45) | ((rc < 1.25) & (wm > 0.15))) & (csf < 0.6)
         parts, _ = ndi.label(oedema | core)
         keep = np.unique(parts[core])
         oedema = np.isin(parts, keep[keep > 0]) & ~core
@@ -153,7 +158,7 @@ def paint_tumours(rng, plans, points_i, frac, values, seg) -> None:
         texture = 1 + 0.1 * coarse_noise(rng, u / 6, v / 6, w / 6, freq=(1.0, 3.0))
         # Oedema fades towards its edge, where experts still label it: the faint rim is tumour too.
         taper = np.clip((1 - re) / 0.25, rng.uniform(0.45, 0.65), 1.0)
-        w_wt = ndi.gaussian_filter(np.where(core, 1.0, oedema * taper).astype(np.float32), 1.2)[local]
+        w_wt = _blur(np.where(core, np.float32(1.0), oedema * taper), 1.2)[local]
         _mix(values, w_wt, OEDEMA_VALUE, jitter, sel)
         w_core = _blur(core * texture, 0.7)[local]
         _mix(values, np.clip(w_core, 0, 1), NECROSIS_VALUE if plan.enhancing else NON_ENHANCING_VALUE,

@@ -10,6 +10,11 @@ import numpy as np
 from gliomask.errors import GliomaskError
 from gliomask.io.atomic import atomic_path
 
+try:  # ISA-L's gzip: the same format, about 7 times faster to compress than zlib at level 1
+    from isal import igzip as _gzip
+except ImportError:  # pragma: no cover - a platform without an isal wheel
+    import gzip as _gzip
+
 AFFINE_ATOL = 1e-3  # mm; BraTS files of one case differ only by float rounding
 
 
@@ -47,5 +52,17 @@ def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: Path, dtype=np
     img.header.set_qform(ref_hdr.get_qform(), code=int(ref_hdr["qform_code"]))
     img.header.set_sform(ref_hdr.get_sform(), code=int(ref_hdr["sform_code"]))
     with atomic_path(Path(path)) as tmp:
-        nib.save(img, str(tmp))
+        write_image(img, tmp)
     return Path(path)
+
+
+def write_image(img: nib.Nifti1Image, path: Path) -> None:
+    """Write a NIfTI-1 image as one file, gzipped (fast level, no timestamp) when the name ends in .gz.
+
+    Not atomic by itself: callers write to a temporary name (:func:`gliomask.io.atomic.atomic_path`) or
+    into a folder that is renamed when complete.
+    """
+    raw = img.to_bytes()
+    if str(path).endswith(".gz"):
+        raw = _gzip.compress(raw, compresslevel=1, mtime=0)
+    Path(path).write_bytes(raw)
