@@ -130,14 +130,17 @@ def test_lesion_volumes_and_positions_with_anisotropic_spacing():
     voxel_ml = 0.5 * 0.8 * 3.0 / 1000
     first, second = lesions  # numbered by decreasing volume
     assert first["volume_ml"] == pytest.approx(108 * voxel_ml) and second["volume_ml"] == pytest.approx(96 * voxel_ml)
-    assert first["et_ml"] == pytest.approx(4 * voxel_ml) and first["oedema_ml"] == pytest.approx(104 * voxel_ml)
-    assert second["tc_ml"] == pytest.approx(96 * voxel_ml) and second["necrosis_ml"] == pytest.approx(96 * voxel_ml)
+    assert first["enhancing_ml"] == pytest.approx(4 * voxel_ml) and first["oedema_ml"] == pytest.approx(104 * voxel_ml)
+    assert second["tumour_core_ml"] == pytest.approx(96 * voxel_ml)
+    assert second["necrotic_nonenhancing_core_ml"] == pytest.approx(96 * voxel_ml)
     centre = np.array([23.5, 20.5, 7.5])
-    assert second["centroid_voxel"] == pytest.approx(centre.tolist())
-    assert second["centroid_mm"] == pytest.approx((affine[:3, :3] @ centre + affine[:3, 3]).tolist())
-    assert second["bbox_voxel"] == [[20, 20, 5], [27, 21, 10]]
-    assert second["bbox_mm"] == [[20.0, -4.0, 20.0], [23.5, -3.2, 35.0]]
-    assert second["slice_range"] == [5, 10]
+    assert [second[f"centroid_{a}_voxel"] for a in "ijk"] == pytest.approx(centre.tolist())
+    assert [second[f"centroid_{a}_ras_mm"] for a in "xyz"] == pytest.approx((affine[:3, :3] @ centre + affine[:3, 3]).tolist())
+    assert [second[f"bbox_{a}_min_voxel"] for a in "ijk"] == [20, 20, 5]
+    assert [second[f"bbox_{a}_max_voxel"] for a in "ijk"] == [27, 21, 10]
+    assert [second[f"bbox_{a}_min_ras_mm"] for a in "xyz"] == [20.0, -4.0, 20.0]
+    assert [second[f"bbox_{a}_max_ras_mm"] for a in "xyz"] == [23.5, -3.2, 35.0]
+    assert (second["first_slice"], second["last_slice"]) == (5, 10)
 
 
 def test_coco_ap_of_perfect_predictions_is_one(prepared):
@@ -281,3 +284,35 @@ def test_predict_never_writes_over_its_inputs(checkpoint, tmp_path):
     a_file.write_text("mine")
     expect_one_line_error(run_cli("predict", "-i", folder, "-o", a_file, "-m", checkpoint), "not a folder")
     assert a_file.read_text() == "mine"
+
+
+def test_predict_reports_each_case_as_it_finishes_in_batch_logs(checkpoint, tmp_path):
+    for i, cid in enumerate(("case_a", "case_b", "case_c")):
+        write_case(tmp_path / "in", cid, BRATS_AFFINE, seed=5 + i)
+    from gliomask.inference.predict import predict_cases
+
+    seen = []
+
+    def on_case(result):  # called before the next case is predicted: its outputs do not exist yet
+        seen.append(result["case"])
+        later = {"case_a": "case_b", "case_b": "case_c"}.get(result["case"])
+        assert (tmp_path / "api" / f"{result['case']}_report.html").is_file()
+        assert later is None or not (tmp_path / "api" / f"{later}_seg.nii.gz").exists()
+
+    predict_cases(tmp_path / "in", tmp_path / "api", checkpoint, progress=False, on_case=on_case)
+    assert seen == ["case_a", "case_b", "case_c"]
+    # as under `nohup gliomask predict ... > log 2>&1`: stdout and stderr are files, not a terminal
+    log = tmp_path / "log"
+    with open(log, "w") as fh:
+        import subprocess
+        import sys
+
+        result = subprocess.run([sys.executable, "-m", "gliomask", "predict", "-i", str(tmp_path / "in"), "-o",
+                                 str(tmp_path / "out"), "-m", str(checkpoint), "--no-overlays"],
+                                stdout=fh, stderr=subprocess.STDOUT, timeout=900)
+    assert result.returncode == 0
+    lines = log.read_text().splitlines()
+    case_lines = [ln for ln in lines if ln.startswith("case_") and "lesion(s)" in ln]
+    assert [ln.split(":")[0] for ln in case_lines] == ["case_a", "case_b", "case_c"]
+    assert any(ln.startswith("predict: 3/3 done") for ln in lines), lines  # a plain progress line, no bar
+    assert "\r" not in log.read_text()

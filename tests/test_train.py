@@ -33,7 +33,8 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(prepared, tmp_path)
     assert len(losses) == 40
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.7 * first, (first, last)
-    for name in ("config.yaml", "command.txt", "env.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt", "summary.json"):
+    for name in ("config.yaml", "command.txt", "env.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt", "summary.json",
+                 "train.log"):
         assert (run / name).is_file(), name
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["max_steps_per_epoch"] == 40
     env = json.loads((run / "env.json").read_text())
@@ -45,6 +46,9 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(prepared, tmp_path)
     assert ckpt["modalities"] == ["t1", "t1ce", "t2", "flair"]
     assert ckpt["label_convention"] == "brats2019" and ckpt["axis"] == "axial"
     assert summary["steps"] == 40
+    log = (run / "train.log").read_text().splitlines()  # the printed status lines, for batch jobs
+    assert any("epoch 0: step 40, loss" in line for line in log), log
+    assert "trained 1 epochs, 40 steps" in log[-1] and str(run) in log[-1]
 
 
 class _Interrupt(Exception):

@@ -203,3 +203,69 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# What each key means: `gliomask config` prints it beside the default (a test checks every key has one).
+HELP = {
+    "model.backbone": "feature extractor: mobilenet_v3_fpn, resnet18_fpn, resnet34_fpn or resnet50_fpn",
+    "model.version": "Mask R-CNN heads: v1, or v2 (Li et al. 2021 heads; ResNet backbones only)",
+    "model.norm": "backbone normalisation: batch (from scratch) or frozen (with loaded weights)",
+    "model.box_head_dim": "width of the box head's fully connected layers",
+    "model.mask_head_layers": "convolutions in the mask head (torchvision uses 4; 2 is 2x faster on CPU)",
+    "model.rpn_pre_nms_top_n_train": "region proposals kept before NMS, training",
+    "model.rpn_post_nms_top_n_train": "region proposals kept after NMS, training",
+    "model.rpn_pre_nms_top_n_test": "region proposals kept before NMS, prediction",
+    "model.rpn_post_nms_top_n_test": "region proposals kept after NMS, prediction (30 gave the same maps as 100)",
+    "model.box_batch_size_per_image": "sampled regions of interest per slice in training",
+    "model.box_detections_per_img": "most detections kept per slice",
+    "model.weights": "initial weights: a local .pth file, or coco to download where online; none = random",
+    "model.region_head": "dense WT/TC/ET head beside the detector (Panoptic FPN semantic branch)",
+    "model.region_channels": "channels of the dense region head",
+    "model.detector": "lesions: one class, whole-tumour lesions as objects; scheme: the prepared classes",
+    "model.context": "neighbouring slices per side added as input channels (2.5-D)",
+    "model.planes": "slicing planes trained and fused at prediction; [] = the prepared axis only",
+    "train.epochs": "passes over the training slices (the schedule follows max_minutes when set)",
+    "train.max_minutes": "wall-clock training budget in minutes; none = no budget",
+    "train.max_steps_per_epoch": "cap on an epoch's steps (quick runs); none = the whole epoch",
+    "train.batch_size": "slices per step and process",
+    "train.optimizer": "sgd or adamw",
+    "train.lr": "peak learning rate",
+    "train.momentum": "SGD momentum (AdamW beta1)",
+    "train.weight_decay": "weight decay",
+    "train.warmup_steps": "linear warm-up steps before the cosine decay",
+    "train.min_lr_ratio": "the cosine decays to lr * min_lr_ratio",
+    "train.clip_grad_norm": "gradient norm clipping; 0 = off",
+    "train.amp": "mixed precision on CUDA (ignored on CPU)",
+    "train.workers": "DataLoader worker processes per training process",
+    "train.negative_share": "share of tumour-free slices in each epoch",
+    "train.augment": "flips, rotations, scaling and intensity augmentation",
+    "train.ema_decay": "exponential moving average of the weights for validation and checkpoints; 0 = off",
+    "train.val_every": "validate every this many epochs",
+    "train.val_share": "validation may take at most this share of the wall time",
+    "train.log_every": "a metrics line every this many steps",
+    "train.seed": "random seed (weights, sampling, augmentation)",
+    "train.device": "auto, cpu, cuda or cuda:N (LOCAL_RANK under torchrun)",
+    "train.tensorboard": "also write TensorBoard logs to the run folder",
+    "train.sync_bn": "synchronised BatchNorm across processes (DDP)",
+    "train.threads": "CPU threads per process; none = the CPUs this process may use / local processes",
+    "infer.mask_threshold": "mask probability above which a pixel belongs to a detected lesion",
+    "infer.region_thresholds": "WT, TC, ET probability thresholds of the region head",
+    "infer.score_thresholds": "per-class detection score thresholds (models without region head); none = default",
+    "infer.default_score_threshold": "detection score threshold when score_thresholds is none",
+    "infer.min_component_voxels": "smaller 3-D components of a region are removed",
+    "infer.min_lesion_score": "a 3-D lesion needs one detection at least this confident",
+    "infer.min_case_et_voxels": "less enhancing tumour in a whole case is relabelled tumour core",
+    "infer.tune": "choose the post-processing on the validation fold at the end of training",
+    "infer.batch_size": "slices per forward pass at prediction",
+}
+
+
+def describe_keys() -> list[tuple[str, object, str]]:
+    """Every configuration key as (``section.key``, default, help), in declaration order."""
+    rows = []
+    defaults = Config()
+    for section in dataclasses.fields(defaults):
+        for f in dataclasses.fields(getattr(defaults, section.name)):
+            key = f"{section.name}.{f.name}"
+            rows.append((key, getattr(getattr(defaults, section.name), f.name), HELP.get(key, "")))
+    return rows

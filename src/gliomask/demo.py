@@ -97,7 +97,7 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
     log(f"wall time {stamps['total'] / 60:.1f} min (synth {stamps['synth']:.0f} s, prepare {stamps['prepare'] - stamps['synth']:.0f} s, "
         f"train {stamps['train'] - stamps['prepare']:.0f} s, predict {stamps['predict'] - stamps['train']:.0f} s)")
     log(f"  report        {report}")
-    log(f"  label maps    {out / 'predictions'}/<case>_seg.nii.gz (+ _lesions.json/.csv, _overlay.png)")
+    log(f"  label maps    {out / 'predictions'}/<case>_seg.nii.gz (+ _lesions.json/.csv, _overlay.png, _report.html)")
     log(f"  metrics       {out / 'evaluation' / 'metrics.csv'}, {out / 'evaluation' / 'summary.json'}")
     log(f"  checkpoint    {out / 'run' / 'best.pt'} (curves.png, metrics.jsonl beside it)")
     return {"summary": metrics, "rows": rows, "train": summary, "seconds": stamps, "report": str(report)}

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Iterable, TypeVar
 
@@ -14,9 +15,35 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
-def progress_bar(items: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterable[T]:
-    """A tqdm bar that switches itself off when stderr is not a terminal or when disabled."""
-    return tqdm(items, total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True)
+def progress_bar(items: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True,
+                 every_s: float = 30.0) -> Iterable[T]:
+    """A tqdm bar on a terminal; elsewhere (nohup, SLURM, a pipe) plain lines on stderr, one when an item
+    is done and at least ``every_s`` seconds passed since the last line, and one at the end."""
+    if not enabled:
+        return iter(items)
+    if sys.stderr.isatty():
+        return tqdm(items, total=total, desc=desc, dynamic_ncols=True)
+    return _progress_lines(items, total if total is not None else _len_or_none(items), desc, every_s)
+
+
+def _len_or_none(items) -> int | None:
+    try:
+        return len(items)
+    except TypeError:
+        return None
+
+
+def _progress_lines(items, total, desc, every_s):
+    start = last = time.monotonic()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= every_s or done == total:
+            last = now
+            of = f"/{total}" if total is not None else ""
+            print(f"{desc}: {done}{of} done, {now - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -7,10 +7,20 @@ import argparse
 import sys
 
 from gliomask import __version__
-from gliomask.cli import demo, evaluate, export, export_coco, predict, prepare, synth, train
+from gliomask.cli import config, demo, evaluate, export, export_coco, predict, prepare, synth, train
 from gliomask.errors import GliomaskError
 
-COMMANDS = (synth, prepare, export_coco, train, predict, evaluate, export, demo)
+COMMANDS = (synth, prepare, export_coco, train, predict, evaluate, export, demo, config)
+
+
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless the text already states it or there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():
+        command_parser.formatter_class = HelpWithDefaults
     return parser
 
 
@@ -30,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except GliomaskError as exc:
         print(f"gliomask: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `gliomask config | head`: the reader left; not an error of ours
+        sys.stdout = None
+        return 0
     except OSError as exc:  # a read-only folder, a full disk, a path that is a file: one line, not a traceback
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"gliomask: error: {where}{exc.strerror or exc}", file=sys.stderr)

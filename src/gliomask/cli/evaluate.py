@@ -20,9 +20,9 @@ def register(sub) -> None:
                    help="only the validation patients of --fold in this prepared folder")
     p.add_argument("-m", "--model", type=Path, default=None, help="checkpoint for --coco")
     p.add_argument("--device", default="auto", help="for --coco: auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="processes computing metrics")
     p.add_argument("--no-report", action="store_true", help="skip overlays and index.html")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=run)
 
 

@@ -10,35 +10,41 @@ from gliomask.cli.common import fold_cases
 def register(sub) -> None:
     p = sub.add_parser("predict", help="label maps, lesion reports and overlays for new cases")
     p.add_argument("-i", "--input", required=True, type=Path, help="case folder, BraTS folder or manifest .csv")
-    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder (must not hold the inputs)")
     p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint (best.pt) or ONNX export (model.onnx)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation (default off)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: the CPUs this process may use, from affinity and cgroup quota)")
     p.add_argument("--labels", choices=["auto", "brats2019", "brats2023"], default="auto",
                    help="label convention of the output: auto follows each input case's naming (default); "
                         "brats2019: enhancing 4; brats2023: enhancing 3")
-    p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--no-overlays", action="store_true",
+                   help="skip <case>_overlay.png and <case>_report.html (default: write them)")
+    p.add_argument("--lesion-frame", choices=["ras", "lps"], default="ras",
+                   help="frame of the lesion tables' mm columns: ras = NIfTI scanner RAS+ (default), lps = DICOM/ITK")
     p.add_argument("--planes", default=None, metavar="axial,coronal,sagittal",
                    help="fuse region probabilities over these of the checkpoint's trained planes (default: all it was trained on)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write <case>_prob.nii.gz (WT, TC, ET) and uncertainty maps <case>_unc_{whole,core,enhance}.nii.gz")
     p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",
                    help="only the validation patients of --fold in this prepared folder")
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--fold", type=int, default=0, help="fold for --fold-of (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (per-case lines still print)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from gliomask.inference.predict import predict_cases
 
-    results = predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
-                            threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
-                            progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,
-                            planes=args.planes.split(",") if args.planes else None, backend=args.backend)
-    for r in results:
-        print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}")
+    def report(r) -> None:  # one line per case as it is done, not all at the end (batch logs)
+        print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}", flush=True)
+
+    predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
+                  threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
+                  progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,
+                  planes=args.planes.split(",") if args.planes else None, backend=args.backend,
+                  lesion_frame=args.lesion_frame, on_case=report)
     return 0

@@ -10,16 +10,17 @@ from gliomask.utils import default_workers
 def register(sub) -> None:
     p = sub.add_parser("prepare", help="turn a BraTS folder into 2-D training slices with instance masks")
     p.add_argument("--brats", required=True, type=Path, help="BraTS folder, case folder or manifest .csv")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--modalities", default="t1,t1ce,t2,flair")
-    p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial")
-    p.add_argument("--scheme", choices=["regions", "labels", "whole"], default="regions")
+    p.add_argument("--out", required=True, type=Path, help="folder to create")
+    p.add_argument("--modalities", default="t1,t1ce,t2,flair", help="input channels, in this order")
+    p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial", help="slicing plane")
+    p.add_argument("--scheme", choices=["regions", "labels", "whole"], default="regions",
+                   help="instance classes: regions (WT, TC, ET), labels (BraTS labels) or whole (WT only)")
     p.add_argument("--min-area", type=int, default=8, help="smallest 2-D lesion in pixels made an instance")
     p.add_argument("--negatives", type=float, default=0.25, help="share of tumour-free brain slices kept")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--folds", type=int, default=5, help="patient-level cross-validation folds")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold split and of the negatives kept")
+    p.add_argument("--workers", type=int, default=default_workers(), help="processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=run)
 
 

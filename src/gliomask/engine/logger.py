@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 from gliomask.errors import GliomaskError
@@ -43,3 +45,11 @@ class Logger:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("epoch", "step"):
                     self.tb.add_scalar(f"{record['type']}/{k}", v, record.get("step", 0))
+
+
+def say(run: Path | None, text: str) -> None:
+    """A status line: printed to stderr at once and, given a run folder (rank 0), appended to its
+    ``train.log`` with a timestamp, so that a batch job's progress can be read from the run itself."""
+    print(text, file=sys.stderr, flush=True)
+    if run is not None:
+        append_text(run / "train.log", f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")

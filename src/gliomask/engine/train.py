@@ -25,7 +25,7 @@ from gliomask.data.prepared import Prepared
 from gliomask.data.transforms import SliceAugment
 from gliomask.engine import distributed as dist_utils
 from gliomask.engine.ema import weight_ema
-from gliomask.engine.logger import Logger
+from gliomask.engine.logger import Logger, say
 from gliomask.engine.run_state import checkpoint_payload, rng_state, set_rng_state, versions
 from gliomask.engine.sampler import TumourBalancedSampler
 from gliomask.engine.schedule import WarmupCosine
@@ -101,8 +101,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         save_config(cfg, out / "config.yaml")
         stale = remove_stale_temporaries(out)
         if stale:
-            print(f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save in {out}: "
-                  + ", ".join(p.name for p in stale), file=sys.stderr)
+            say(out, f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save in {out}: "
+                + ", ".join(p.name for p in stale))
         # a resumed run adds its own line
         append_text(out / "command.txt", " ".join(command_line or sys.argv) + "\n")
         write_json(out / "env.json", {**versions(), "world_size": world, "device": str(device),
@@ -131,7 +131,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     if cfg.model.weights and ckpt is None:
         report = load_weights(model, cfg.model.weights)
         if main:
-            print(f"weights {cfg.model.weights}: {report.summary()}", file=sys.stderr)
+            say(out, f"weights {cfg.model.weights}: {report.summary()}")
     model.to(device)
     if world > 1 and tc.sync_bn:
         if device.type != "cuda":
@@ -189,7 +189,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         start_epoch = int(ckpt["epoch"]) + 1
         elapsed_before = schedule.elapsed
         if main:
-            print(f"resuming {out / 'last.pt'} at epoch {start_epoch}", file=sys.stderr)
+            say(out, f"resuming {out / 'last.pt'} at epoch {start_epoch}")
 
     logger = Logger(out, main, tc.tensorboard)
     logger.keep_before(start_epoch)  # a resumed run redoes the epochs after last.pt: log them once
@@ -202,6 +202,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         sampler.set_epoch(epoch)
         model.train()
         bar = progress_bar(loader, total=steps_per_epoch, desc=f"epoch {epoch}", enabled=progress and main)
+        loss_value = None
         for step_in_epoch, (images, targets) in enumerate(bar):
             if step_in_epoch >= steps_per_epoch:
                 break
@@ -243,6 +244,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
             bar.close()
         finished = stop or epoch == tc.epochs - 1
         elapsed = time.monotonic() - t0
+        if main and loss_value is not None:
+            say(out, f"epoch {epoch}: step {schedule.step_count}, loss {loss_value:.3f}, lr {lr:.4g}, "
+                     f"{elapsed / 60:.1f} min")
         # Fixed-setting validation while training, only while it stays within train.val_share of the
         # wall time; the final one (below) always runs.
         if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
@@ -253,8 +257,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                 val_seconds += last_val["seconds"]
                 if main:
                     logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val, "elapsed": elapsed})
-                    print(f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
-                          f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)", file=sys.stderr)
+                    say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
+                        f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)")
         tuned = post
         if finished and val_ids:
             last_val, outputs = validate(evaluated, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
@@ -269,10 +273,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
             val_seconds += last_val["seconds"] + last_val["tune_seconds"]
             if main:
                 logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
-                print(f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
-                      f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
-                      f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)",
-                      file=sys.stderr)
+                say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
+                    f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
+                    f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)")
         if main:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                      "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_state(), "fold": fold,
@@ -295,6 +298,13 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                "best": str(out / "best.pt"), "last": str(out / "last.pt"), "world_size": world}
     if main:
         write_json(out / "summary.json", summary)
+        val = last_val or {}
+        line = (f"trained {summary['epochs_done']} epochs, {summary['steps']} steps in "
+                f"{summary['train_seconds'] / 60:.1f} min ({summary['seconds'] / 60:.1f} min with validation)")
+        if val:
+            line += f"; validation Dice WT {val['dice_WT']:.3f} TC {val['dice_TC']:.3f} ET {val['dice_ET']:.3f}"
+        summary["message"] = f"{line}; checkpoints in {out}"
+        say(out, summary["message"])
         from gliomask.viz.curves import plot_curves
 
         plot_curves(out / "metrics.jsonl", out / "curves.png")

@@ -49,6 +49,10 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     p, r = regions_from_labels(pred[box]), regions_from_labels(ref[box])
     row = {"case": case.case_id}
     row.update(region_metrics(p, r, spacing, standard=standard, volume_voxels=pred.size))
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    for name, pr, rr in zip(REGION_NAMES, p, r):
+        row[f"volume_gt_ml_{name}"] = round(int(rr.sum()) * voxel_ml, 4)
+        row[f"volume_pred_ml_{name}"] = round(int(pr.sum()) * voxel_ml, 4)
     for name, pr, rr in zip(REGION_NAMES, p, r):
         scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard == "brats2023" else None)
         if standard == "legacy":
@@ -70,6 +74,8 @@ def lesion_score_map(pred_path: Path, wt: np.ndarray, offset=(0, 0, 0)) -> np.nd
 
     import cc3d
 
+    from gliomask.io.lesion_table import lesion_box
+
     name = pred_path.name
     for suffix in ("_seg.nii.gz", "-seg.nii.gz", ".nii.gz", "_seg.nii", ".nii"):
         if name.endswith(suffix):
@@ -80,8 +86,7 @@ def lesion_score_map(pred_path: Path, wt: np.ndarray, offset=(0, 0, 0)) -> np.nd
         return None
     try:
         lesions = json.loads(path.read_text()).get("lesions", [])
-        by_key = {(tuple(les["bbox_voxel"][0]), tuple(les["bbox_voxel"][1]), int(les["voxels"])): float(les["max_score"])
-                  for les in lesions}
+        by_key = {(*lesion_box(les), int(les["voxels"])): float(les["max_score"]) for les in lesions}
     except (OSError, ValueError, KeyError, TypeError):
         return None
     components, count = cc3d.connected_components(wt, connectivity=26, return_N=True)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from gliomask.errors import GliomaskError
-from gliomask.inference.lesions import write_lesion_report
 from gliomask.inference.predictor import Predictor
 from gliomask.io.brats import discover_cases, select_cases
+from gliomask.io.lesion_table import FRAMES, case_totals, write_lesion_report
 from gliomask.io.nifti import save_like
 from gliomask.labels import CONVENTIONS, to_convention
 from gliomask.utils import default_threads, progress_bar
@@ -22,20 +22,24 @@ UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "auto",
                   tta: bool = False, threads: int | None = None, convention: str = "auto",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
-                  probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto") -> list[dict]:
+                  probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto",
+                  lesion_frame: str = "ras", on_case=None) -> list[dict]:
     """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
 
     Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
-    ``<case>_lesions.json`` / ``.csv`` and ``<case>_overlay.png``; with ``probabilities`` also
+    ``<case>_lesions.json`` / ``.csv``, ``<case>_overlay.png`` and ``<case>_report.html``; with ``probabilities`` also
     ``<case>_prob.nii.gz`` (float32 [X, Y, Z, 3]: WT, TC, ET) and the BraTS 2019 uncertainty maps
     ``<case>_unc_whole.nii.gz``, ``_unc_core``, ``_unc_enhance`` (uint8 0-100), all on the input's grid.
-    Every file is written atomically.
+    Every file is written atomically. ``lesion_frame``: ras (NIfTI scanner RAS+) or lps (DICOM/ITK) for the
+    lesion tables' mm columns. ``on_case(result)`` is called as each case is finished.
     Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases;
     ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
     may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
     """
     if convention not in ("auto", *CONVENTIONS):
         raise GliomaskError(f"unknown label convention {convention!r}; choose auto, {', '.join(CONVENTIONS)}")
+    if lesion_frame not in FRAMES:
+        raise GliomaskError(f"unknown lesion frame {lesion_frame!r}; choose {' or '.join(FRAMES)}")
     if threads is not None and threads < 1:
         raise GliomaskError(f"--threads must be at least 1, got {threads}")
     threads = threads or default_threads()
@@ -53,7 +57,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     results = []
     for case in progress_bar(cases, desc="predict", enabled=progress):
         loaded = predictor.load(case)
-        pred = predictor.predict_case(loaded)
+        pred = predictor.predict_case(loaded, frame=lesion_frame)
         seg_path = out / f"{case.case_id}_seg.nii.gz"
         labels_as = case.convention if convention == "auto" else convention  # auto: the input's own edition
         save_like(to_convention(pred.labels, labels_as), loaded.reference, seg_path)
@@ -63,18 +67,40 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
             for name, unc in zip(UNCERTAINTY_NAMES, pred.uncertainty()):
                 save_like(unc, loaded.reference, out / f"{case.case_id}_unc_{name}.nii.gz")
         provenance = predictor.meta.get("provenance") or {}
-        write_lesion_report(pred.lesions, out / f"{case.case_id}_lesions.json", out / f"{case.case_id}_lesions.csv",
+        lesion_json = out / f"{case.case_id}_lesions.json"
+        write_lesion_report(pred.lesions, lesion_json, out / f"{case.case_id}_lesions.csv",
                             case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": labels_as,
                                                          "spacing_mm": list(loaded.spacing),
                                                          "trained_on": provenance.get("train_cases", [])})
         if overlays:
             from gliomask.viz.overlay import save_overlay
+            from gliomask.viz.report import write_case_report
 
             images = {m: loaded.images[i] for i, m in enumerate(loaded.modalities)}
-            save_overlay(images, out / f"{case.case_id}_overlay.png", pred=pred.labels, title=f"{case.case_id}: prediction")
-        results.append({"case": case.case_id, "seg": str(seg_path), "lesions": len(pred.lesions),
-                        "volume_ml": sum(les["volume_ml"] for les in pred.lesions)})
+            overlay = save_overlay(images, out / f"{case.case_id}_overlay.png", affine=loaded.affine,
+                                   pred=pred.labels, title=f"{case.case_id}: prediction")
+            write_case_report(out / f"{case.case_id}_report.html", case_id=case.case_id, lesions=pred.lesions,
+                              totals=case_totals(pred.lesions), overlay_png=overlay,
+                              provenance=_case_provenance(case, checkpoint, predictor, labels_as, seg_path))
+        result = {"case": case.case_id, "seg": str(seg_path), "lesions": len(pred.lesions),
+                  "volume_ml": sum(les["volume_ml"] for les in pred.lesions)}
+        results.append(result)
+        if on_case is not None:
+            on_case(result)
     return results
+
+
+def _case_provenance(case, checkpoint, predictor, labels_as: str, seg_path: Path) -> dict:
+    """What produced a case report: inputs, model, settings (shown at its foot)."""
+    meta = predictor.meta
+    trained = (meta.get("provenance") or {}).get("train_cases") or []
+    config = meta.get("config") or {}
+    return {"case files": ", ".join(str(p) for p in case.images.values()), "label map": str(seg_path),
+            "checkpoint": str(checkpoint), "model": (config.get("model") or {}).get("backbone", ""),
+            "modalities used": ", ".join(meta.get("modalities") or []),
+            "planes fused": ", ".join(getattr(predictor, "planes", None) or []),
+            "trained on": f"{len(trained)} cases" if trained else "",
+            "label convention": labels_as, "post-processing": meta.get("postprocessing", "")}
 
 
 def check_output_folder(out: Path, cases) -> None:

@@ -117,13 +117,14 @@ class Predictor:
                                       amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context)
         return prob, scores, pre
 
-    def predict_case(self, images, affine: np.ndarray | None = None, spacing=None) -> Prediction:
+    def predict_case(self, images, affine: np.ndarray | None = None, spacing=None, frame: str = "ras") -> Prediction:
         """Predict one case.
 
         Args:
             images: a ``Case`` (files), a ``LoadedCase``, a dict {modality: Float [X, Y, Z]}, or
                 Float [C, X, Y, Z] in the checkpoint's modality order.
             affine: the voxel-to-mm matrix (from the files when given a case), for the lesion report.
+            frame: ras or lps, the frame of the lesion report's mm positions.
         """
         if isinstance(images, Case):
             images = self.load(images)
@@ -143,5 +144,6 @@ class Predictor:
         prob, scores = pre.restore(prob_slices), pre.restore(scores_slices)
         labels = labels_from_regions(regions)
         scores[labels == 0] = 0
-        lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis, probabilities=prob[0])
+        lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis, probabilities=prob[0],
+                                frame=frame)
         return Prediction(labels, regions, scores, lesions, prob)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gliomask.viz.figure import save_figure  # noqa: E402
+from gliomask.viz.palette import REGION_COLOURS, SERIES  # noqa: E402
 
 
 def plot_curves(metrics_jsonl: Path, out_png: Path) -> Path | None:
@@ -23,19 +24,24 @@ def plot_curves(metrics_jsonl: Path, out_png: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     if train:
         steps = [r["step"] for r in train]
-        axes[0].plot(steps, [r["loss"] for r in train], label="total", color="black")
-        for key in sorted(k for k in train[0] if k.startswith("loss_")):
-            axes[0].plot(steps, [r[key] for r in train], label=key[5:], alpha=0.7)
+        axes[0].plot(steps, [r["loss"] for r in train], label="total", color=SERIES[0], linewidth=1.8)
+        for colour, key in zip(SERIES[1:], sorted(k for k in train[0] if k.startswith("loss_"))):
+            axes[0].plot(steps, [r[key] for r in train], label=key[5:], color=colour, linewidth=1.2)
         axes[0].set_yscale("log")
         axes[0].set_xlabel("step")
         axes[0].set_title("training loss")
         axes[0].legend(fontsize=7)
     for name in ("WT", "TC", "ET"):
         if val:
-            axes[1].plot([r["step"] for r in val], [r[f"dice_{name}"] for r in val], marker="o", label=name)
+            xs, ys = [r["step"] for r in val], [r[f"dice_{name}"] for r in val]
+            axes[1].plot(xs, ys, marker="o", label=name, color=REGION_COLOURS[name], markeredgecolor=SERIES[0])
+            if len(val) <= 2:  # a run that validated once or twice: say the values, a line says little
+                for x, y in zip(xs, ys):
+                    axes[1].annotate(f"{name} {y:.2f}", (x, y), textcoords="offset points", xytext=(-6, 4),
+                                     ha="right", fontsize=7)
     axes[1].set_ylim(0, 1)
     axes[1].set_xlabel("step")
-    axes[1].set_title("validation Dice (volumes)")
+    axes[1].set_title(f"validation Dice (volumes; {len(val)} validation{'s' if len(val) != 1 else ''})")
     if val:
         axes[1].legend(fontsize=7)
     fig.tight_layout()

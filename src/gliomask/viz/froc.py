@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gliomask.labels import REGION_NAMES
 from gliomask.viz.figure import plt, save_figure
-from gliomask.viz.overlay import COLOURS
+from gliomask.viz.palette import REGION_COLOURS as COLOURS
 
 
 def save_froc(detection: dict, out_png: str | Path) -> Path:
