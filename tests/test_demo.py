@@ -52,7 +52,7 @@ def test_demo_report_renders_in_headless_chromium(demo_dir, tmp_path):
     shot = tmp_path / "report.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,3200",
                     f"--screenshot={shot}", (out / "evaluation" / "index.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -36,8 +36,12 @@ def write_case(root, case_id, affine, *, sep="_", crop=True, seed=5, drop=()):
     images, seg = synth_case(1, seed, anatomy="simple")  # the crop below holds its tumour
     if crop:
         box = (slice(60, 156), slice(50, 146), slice(40, 64))
-        images = {m: v[box] for m, v in images.items()}
+        images = {m: v[box].copy() for m, v in images.items()}
         seg = seg[box]
+        for v in images.values():  # a cut through the head: zero its faces, as skull-stripped input has
+            v[[0, -1]] = 0
+            v[:, [0, -1]] = 0
+            v[:, :, [0, -1]] = 0
     folder = root / case_id
     folder.mkdir(parents=True)
     names = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"}
@@ -316,3 +320,91 @@ def test_predict_reports_each_case_as_it_finishes_in_batch_logs(checkpoint, tmp_
     assert [ln.split(":")[0] for ln in case_lines] == ["case_a", "case_b", "case_c"]
     assert any(ln.startswith("predict: 3/3 done") for ln in lines), lines  # a plain progress line, no bar
     assert "\r" not in log.read_text()
+
+
+def _reorient(array, affine, codes):
+    ornt = nib.orientations.ornt_transform(nib.io_orientation(affine), nib.orientations.axcodes2ornt(codes))
+    img = nib.Nifti1Image(array, affine).as_reoriented(ornt)
+    return np.asarray(img.dataobj), img.affine
+
+
+def test_inputs_in_other_orientations_and_spacings_are_mapped_to_the_training_geometry(checkpoint):
+    from gliomask.data.geometry import resample_to_shape
+
+    images, _ = synth_case(1, 5, anatomy="simple")
+    box = (slice(60, 156), slice(50, 146), slice(36, 68))
+    images = {m: v[box].astype(np.float32) for m, v in images.items()}
+    predictor = Predictor.from_checkpoint(checkpoint)
+    assert predictor.meta["geometry"] == {"orientation": "LPS", "spacing": [1.0, 1.0, 1.0]}
+    given = predictor.predict_case(images, affine=BRATS_AFFINE)
+    assert given.probabilities[0].max() > 0.2  # the model sees this tumour: the comparisons below mean something
+    # the same patient stored RAS with permuted axes: the same answer, voxel for voxel, after mapping back
+    permuted = {m: _reorient(v, BRATS_AFFINE, ("S", "R", "A"))[0] for m, v in images.items()}
+    affine_p = _reorient(images["t1"], BRATS_AFFINE, ("S", "R", "A"))[1]
+    pred_p = predictor.predict_case(permuted, affine=affine_p)
+    assert pred_p.labels.shape == permuted["t1"].shape  # on the input's own grid
+    back, back_affine = _reorient(pred_p.labels, affine_p, ("L", "P", "S"))
+    np.testing.assert_allclose(back_affine, BRATS_AFFINE)
+    assert np.array_equal(back, given.labels)
+    prob_back = _reorient(pred_p.probabilities[0], affine_p, ("L", "P", "S"))[0]
+    np.testing.assert_allclose(prob_back, given.probabilities[0], atol=1e-4)
+    # a 12-step test model may call no lesion: compare its likeliest tumour region, which is never empty
+    cut = 0.5 * given.probabilities[0].max()
+    a, b = given.probabilities[0] > cut, prob_back > cut
+    assert a.sum() > 100 and 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.98
+    # the same patient at 2 mm: resampled to the training spacing and back; output on the 2 mm grid
+    coarse = {m: resample_to_shape(v, (48, 48, 16), order=1) for m, v in images.items()}
+    affine_2 = BRATS_AFFINE.copy()
+    affine_2[:3, :3] *= 2
+    pred_2 = predictor.predict_case(coarse, affine=affine_2)
+    assert pred_2.labels.shape == (48, 48, 16)
+    reference = resample_to_shape(given.probabilities[0], (48, 48, 16), order=1)
+    assert np.corrcoef(reference.ravel(), pred_2.probabilities[0].ravel())[0, 1] > 0.8
+
+
+def test_implausible_inputs_are_flagged_with_one_line_naming_the_file(checkpoint, tmp_path):
+    folder = write_case(tmp_path / "noisy", "case_n", BRATS_AFFINE)
+    flair = folder / "case_n_flair.nii.gz"
+    img = nib.load(str(flair))
+    data = np.asarray(img.dataobj).astype(np.float32)
+    rng = np.random.default_rng(0)
+    data[data == 0] = rng.uniform(1, 30, int((data == 0).sum()))  # mild noise: not skull-stripped
+    nib.save(nib.Nifti1Image(data, img.affine), str(flair))
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    result = run_cli("predict", "-i", folder, "-o", tmp_path / "out_n", "-m", checkpoint, "--quiet")
+    expect_one_line_error(result, str(flair), "background is not zero", "--force")
+    assert not (tmp_path / "out_n").exists()
+    blank = write_case(tmp_path / "blank", "case_b", BRATS_AFFINE)
+    t1ce = blank / "case_b_t1ce.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(nib.load(str(t1ce)).shape, np.int16), BRATS_AFFINE), str(t1ce))
+    result = run_cli("predict", "-i", blank, "-o", tmp_path / "out_b", "-m", checkpoint, "--quiet")
+    expect_one_line_error(result, str(t1ce), "constant")
+    assert not (tmp_path / "out_b").exists()
+    same = write_case(tmp_path / "same", "case_s", BRATS_AFFINE)
+    (same / "case_s_t2.nii.gz").write_bytes((same / "case_s_flair.nii.gz").read_bytes())
+    expect_one_line_error(run_cli("prepare", "--brats", same, "--out", tmp_path / "prep_s", "--quiet"),
+                          "same voxels", "two modality names")
+    assert not (tmp_path / "prep_s").exists()
+    forced = run_cli("predict", "-i", folder, "-o", tmp_path / "out_f", "-m", checkpoint, "--quiet", "--force",
+                     "--no-overlays")
+    assert forced.returncode == 0, forced.stderr
+    assert "warning" in forced.stderr and str(flair) in forced.stderr
+    assert (tmp_path / "out_f" / "case_n_seg.nii.gz").is_file()
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_predict_takes_the_files_of_one_case(checkpoint, tmp_path):
+    folder = write_case(tmp_path / "in", "case_f", BRATS_AFFINE)
+    files = {m: folder / f"case_f_{m}.nii.gz" for m in ("t1", "t1ce", "t2", "flair")}
+    result = run_cli("predict", *[x for m, f in files.items() for x in (f"--{m}", f)], "-o", tmp_path / "files",
+                     "-m", checkpoint, "--no-overlays", "--quiet")
+    assert result.returncode == 0, result.stderr
+    folder_run = run_cli("predict", "-i", folder, "-o", tmp_path / "folder", "-m", checkpoint, "--no-overlays", "--quiet")
+    assert folder_run.returncode == 0, folder_run.stderr
+    a = np.asarray(nib.load(str(tmp_path / "files" / "case_f_seg.nii.gz")).dataobj)
+    b = np.asarray(nib.load(str(tmp_path / "folder" / "case_f_seg.nii.gz")).dataobj)
+    assert np.array_equal(a, b)
+    expect_one_line_error(run_cli("predict", "-i", folder, "--t1", files["t1"], "-o", tmp_path / "x", "-m", checkpoint),
+                          "either -i")
+    expect_one_line_error(run_cli("predict", "--t1", files["t1"], "-o", tmp_path / "y", "-m", checkpoint),
+                          "needs modalities")

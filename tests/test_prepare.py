@@ -158,3 +158,23 @@ def test_prepare_is_idempotent_and_never_touches_inputs(brats2019, prepared):
     prepare(brats2019, prepared, PrepareSettings(folds=5, negative_fraction=0.2), progress=False)
     assert (prepared / "prepared.json").read_text() == before
     assert digest == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(brats2019.rglob("*.nii.gz"))}
+
+
+def test_prepare_records_the_geometry_and_refuses_a_mixture(prepared, tmp_path):
+    from conftest import expect_one_line_error, run_cli, write_small_case
+
+    assert Prepared.open(prepared).meta["geometry"] == {"orientation": "LPS", "spacing": [1.0, 1.0, 1.0]}
+    ras = np.diag([1.0, 1.0, 1.0, 1.0])
+    write_small_case(tmp_path / "mixed", "case_lps")
+    write_small_case(tmp_path / "mixed", "case_ras", affine=ras)
+    before = {p: p.read_bytes() for p in (tmp_path / "mixed").rglob("*.nii.gz")}
+    result = run_cli("prepare", "--brats", tmp_path / "mixed", "--out", tmp_path / "out", "--folds", "2", "--quiet")
+    expect_one_line_error(result, "orientations", "LPS", "RAS")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    assert {p: p.read_bytes() for p in (tmp_path / "mixed").rglob("*.nii.gz")} == before
+    coarse = np.diag([2.0, 2.0, 2.0, 1.0])
+    coarse[:2] *= -1
+    write_small_case(tmp_path / "spacing", "case_1mm")
+    write_small_case(tmp_path / "spacing", "case_2mm", affine=coarse)
+    expect_one_line_error(run_cli("prepare", "--brats", tmp_path / "spacing", "--out", tmp_path / "out2", "--folds", "2",
+                                  "--quiet"), "spacing")

@@ -168,3 +168,34 @@ def test_torchrun_two_processes_gloo_keep_identical_parameters(prepared, tmp_pat
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["step"] for l in lines] == [1, 2, 3]  # rank 0 alone logs, with reduced losses
     assert not any(torch.equal(a[k], torch.zeros_like(a[k])) for k in a if k.endswith("weight"))
+
+
+def test_resume_is_exact_with_the_default_worker_and_validation(prepared, tmp_path):
+    """Defaults: one persistent DataLoader worker, validation every epoch (val_share permitting) and the
+    post-processing tuned at the end; an interrupted run resumed ends with the same weights and choices."""
+    overrides = ["train.batch_size=2", "train.threads=2", "train.epochs=2", "train.max_steps_per_epoch=3",
+                 "train.warmup_steps=2", "train.val_every=1", "train.val_share=1.0"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    params_whole, params_resumed = {}, {}
+    train(prepared, whole, load_config(None, overrides), fold=0, progress=False,
+          end_hook=lambda m: params_whole.update({k: v.clone() for k, v in m.state_dict().items()}))
+
+    def stop_after_first(epoch):
+        if epoch == 0:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(prepared, broken, load_config(None, overrides), fold=0, progress=False, epoch_end_hook=stop_after_first)
+    train(prepared, broken, None, fold=0, resume=True, progress=False,
+          end_hook=lambda m: params_resumed.update({k: v.clone() for k, v in m.state_dict().items()}))
+    for key, value in params_whole.items():
+        assert torch.equal(value, params_resumed[key]), key
+    a, b = load_checkpoint(whole / "best.pt"), load_checkpoint(broken / "best.pt")
+    assert a["postprocessing"] == b["postprocessing"] and a["config"] == b["config"]
+    assert [r for r in _records(whole) if r["type"] == "val"] == [r for r in _records(broken) if r["type"] == "val"]
+
+
+def _records(run: Path) -> list[dict]:
+    drop = ("seconds", "elapsed", "tune_seconds")
+    return [{k: v for k, v in json.loads(line).items() if k not in drop}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -27,7 +27,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from gliomask.evaluation.evaluate import evaluate_folders, format_table
+    from gliomask.evaluation.evaluate import evaluate_folders, format_table, refuse_output_among_inputs
+
+    if args.output is not None:  # checked before any work
+        refuse_output_among_inputs(args.output, args.pred, args.gt)
 
     rows, summary = evaluate_folders(args.pred, args.gt, None, workers=args.workers, progress=not args.quiet,
                                      case_ids=fold_cases(args), standard=args.standard)

@@ -9,7 +9,13 @@ from gliomask.cli.common import fold_cases
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="label maps, lesion reports and overlays for new cases")
-    p.add_argument("-i", "--input", required=True, type=Path, help="case folder, BraTS folder or manifest .csv")
+    p.add_argument("-i", "--input", type=Path, default=None,
+                   help="case folder, BraTS folder, nnU-Net images folder (with dataset.json) or manifest .csv")
+    for mod in ("t1", "t1ce", "t2", "flair"):
+        p.add_argument(f"--{mod}", type=Path, default=None, metavar="FILE",
+                       help=f"instead of -i: the {mod.upper()} file of one case (give each modality the model needs)")
+    p.add_argument("--case-id", default=None, help="with --t1/--t1ce/--t2/--flair: the case id for the output names "
+                                                   "(default: the first file's name without its modality suffix)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder (must not hold the inputs)")
     p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint (best.pt) or ONNX export (model.onnx)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
@@ -33,18 +39,27 @@ def register(sub) -> None:
                    help="only the validation patients of --fold in this prepared folder")
     p.add_argument("--fold", type=int, default=0, help="fold for --fold-of (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines (per-case lines still print)")
+    p.add_argument("--force", action="store_true",
+                   help="go on with inputs flagged as implausible (non-zero background, blank modality, one image "
+                        "under two names), with a warning each (default: refuse)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from gliomask.errors import GliomaskError
     from gliomask.inference.predict import predict_cases
+    from gliomask.io.brats import case_from_files
 
     def report(r) -> None:  # one line per case as it is done, not all at the end (batch logs)
         print(f"{r['case']}: {r['lesions']} lesion(s), {r['volume_ml']:.1f} mL -> {r['seg']}", flush=True)
 
-    predict_cases(args.input, args.output, args.model, device=args.device, tta=args.tta,
+    files = {m: getattr(args, m) for m in ("t1", "t1ce", "t2", "flair") if getattr(args, m) is not None}
+    if bool(files) == (args.input is not None):
+        raise GliomaskError("give either -i (a folder or manifest) or the files of one case (--t1 --t1ce --t2 --flair)")
+    inputs = case_from_files(files, args.case_id) if files else args.input
+    predict_cases(inputs, args.output, args.model, device=args.device, tta=args.tta,
                   threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
                   progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,
                   planes=args.planes.split(",") if args.planes else None, backend=args.backend,
-                  lesion_frame=args.lesion_frame, on_case=report)
+                  lesion_frame=args.lesion_frame, on_case=report, force=args.force)
     return 0

@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fold split and of the negatives kept")
     p.add_argument("--workers", type=int, default=default_workers(), help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    p.add_argument("--force", action="store_true",
+                   help="go on with cases flagged as implausible (non-zero background, blank modality, one image "
+                        "under two names), with a warning each (default: refuse)")
     p.set_defaults(func=run)
 
 
@@ -30,7 +33,7 @@ def run(args) -> int:
     settings = PrepareSettings(modalities=args.modalities, axis=args.axis, scheme=args.scheme,
                                min_area=args.min_area, negative_fraction=args.negatives,
                                folds=args.folds, seed=args.seed)
-    meta = prepare(args.brats, args.out, settings, workers=args.workers, progress=not args.quiet)
+    meta = prepare(args.brats, args.out, settings, workers=args.workers, progress=not args.quiet, force=args.force)
     n_slices = sum(len(c["slices"]) for c in meta["cases"])
     print(f"prepared {len(meta['cases'])} cases, {n_slices} slices, {len(meta['folds'])} folds "
           f"({', '.join(meta['settings']['modalities'])}; classes {', '.join(meta['classes'])}) in {args.out}")

@@ -25,6 +25,8 @@ from gliomask.labels import CLASS_SCHEMES, class_names
 from gliomask.data.normalize import DEFAULT_CLIP
 from gliomask.data.planes import AXES
 from gliomask.data.preprocess import preprocess
+from gliomask.data.geometry import training_geometry
+from gliomask.data.plausibility import case_problems, report
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities
 from gliomask.io.atomic import atomic_output_dir
@@ -59,9 +61,11 @@ class PrepareSettings:
             raise GliomaskError("--min-area must be at least 1")
 
 
-def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None) -> dict:
-    """Load, validate, crop and normalise one case; write its arrays; return its metadata."""
+def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, force: bool = False) -> dict:
+    """Load, validate, crop and normalise one case; write its arrays; return its metadata. Implausible
+    images (:mod:`gliomask.data.plausibility`) are refused, or only warned about with ``force``."""
     loaded = load_case(case, settings.modalities)
+    report(case_problems({m: (Path(case.images[m]), loaded.images[i]) for i, m in enumerate(loaded.modalities)}), force)
     if loaded.seg is None:
         raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     pre = preprocess(loaded.images, axis=AXES[settings.axis], clip_percentiles=settings.clip_percentiles,
@@ -107,12 +111,12 @@ def fingerprint(settings: PrepareSettings, cases: list[Case]) -> str:
 
 
 def _prepare_worker(args):
-    case, settings, out_dir = args
-    return prepare_case(case, settings, out_dir)
+    case, settings, out_dir, force = args
+    return prepare_case(case, settings, out_dir, force)
 
 
 def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None = None, *,
-            workers: int = 1, progress: bool = True) -> dict:
+            workers: int = 1, progress: bool = True, force: bool = False) -> dict:
     """Prepare every case under ``brats`` into ``out``. Returns the metadata written to prepared.json.
 
     ``out`` is written atomically. If it already holds the same preparation (same settings and cases)
@@ -143,12 +147,15 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
         out.rmdir()
     with atomic_output_dir(out) as tmp:
         (tmp / "cases").mkdir()
-        jobs = [(case, settings, tmp) for case in cases]
+        jobs = [(case, settings, tmp, force) for case in cases]
         if workers > 1 and len(cases) > 1:
             with ProcessPoolExecutor(min(workers, len(cases))) as pool:
                 metas = list(progress_bar(pool.map(_prepare_worker, jobs), total=len(jobs), desc="prepare", enabled=progress))
         else:
             metas = [_prepare_worker(j) for j in progress_bar(jobs, desc="prepare", enabled=progress)]
+        if not any(m["tumour_slices"] for m in metas):
+            raise GliomaskError("no case has any tumour label: nothing to learn lesions from", brats)
+        geometry = training_geometry(metas)  # one orientation and spacing, or nothing is written
         folds = make_folds([m["case"] for m in metas], [m["group"] for m in metas], settings.folds, settings.seed)
         meta = {
             "format": FORMAT_VERSION,
@@ -159,6 +166,7 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
                          "clip_percentiles": list(settings.clip_percentiles)},
             "classes": class_names(settings.scheme),
             "label_convention": "brats2019",
+            "geometry": geometry,
             "cases": metas,
             "folds": folds,
         }

@@ -32,13 +32,25 @@ class Prepared:
             meta = json.loads(path.read_text())
         except ValueError as exc:
             raise GliomaskError(f"cannot parse ({exc})", path) from None
-        if meta.get("format") != FORMAT_VERSION:
-            raise GliomaskError(f"prepared with an unsupported format {meta.get('format')}", path)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            raise GliomaskError(f"prepared with an unsupported format {meta.get('format') if isinstance(meta, dict) else meta!r}", path)
+        missing = [k for k in ("settings", "classes", "cases", "folds") if k not in meta]
+        bad = missing or [k for k in ("modalities", "axis", "clip_percentiles", "crop_margin", "scheme")
+                          if not isinstance(meta["settings"], dict) or k not in meta["settings"]]
+        if bad or not all(isinstance(c, dict) and "case" in c for c in meta["cases"]):
+            raise GliomaskError(f"damaged prepared.json (lacks {', '.join(bad) or 'case entries'}); prepare again", path)
         return cls(root, meta)
 
     @property
     def settings(self) -> dict:
         return self.meta["settings"]
+
+    @property
+    def geometry(self) -> dict:
+        """The cases' voxel orientation and spacing (:func:`gliomask.data.geometry.training_geometry`)."""
+        from gliomask.data.geometry import training_geometry
+
+        return self.meta.get("geometry") or training_geometry(self.meta["cases"])
 
     @property
     def classes(self) -> list[str]:
@@ -65,6 +77,21 @@ class Prepared:
         return [c for c in self.case_ids if c not in val], list(val)
 
     def arrays(self, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(float16 [S, C, H, W] images, uint8 [S, H, W] labels) of a case; a missing, truncated or
+        mismatched file is one clear error naming it."""
         mode = "r" if mmap else None
         base = self.root / "cases" / case_id
-        return np.load(f"{base}.img.npy", mmap_mode=mode), np.load(f"{base}.seg.npy", mmap_mode=mode)
+        out = []
+        for path in (Path(f"{base}.img.npy"), Path(f"{base}.seg.npy")):
+            try:
+                out.append(np.load(path, mmap_mode=mode))
+            except FileNotFoundError:
+                raise GliomaskError("prepared array missing: the prepared folder is damaged; prepare again", path) from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise GliomaskError(f"prepared array unreadable ({type(exc).__name__}: {exc}); prepare again", path) from None
+        images, seg = out
+        channels = len(self.settings["modalities"])
+        if images.ndim != 4 or images.shape[1] != channels or seg.shape != (images.shape[0], *images.shape[2:]):
+            raise GliomaskError(f"prepared arrays do not fit ({images.shape} images, {seg.shape} labels, "
+                                f"{channels} modalities); prepare again", Path(f"{base}.img.npy"))
+        return images, seg

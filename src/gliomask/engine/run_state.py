@@ -64,6 +64,7 @@ def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProc
         "normalization": {"method": "brain_percentile_zscore", "clip_percentiles": list(settings["clip_percentiles"]),
                           "crop_margin": int(settings["crop_margin"])},
         "axis": settings["axis"],
+        "geometry": prepared.geometry,  # voxel orientation and spacing trained on: predict maps inputs there
         "provenance": {"prepared_fingerprint": prepared.meta.get("fingerprint"), "fold": fold,
                        "train_cases": list(train_ids), "val_cases": list(val_ids)},
         "versions": versions(),

@@ -55,6 +55,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     optimiser, schedule, AMP scaler, epoch and RNG states).
     """
     prepared = Prepared.open(data)
+    prepared.geometry  # a mixture of orientations or spacings is refused before anything is written
+    for case_id in prepared.case_ids:  # a damaged prepared folder is one clear error now, not in a worker later
+        prepared.arrays(case_id)
     out = Path(out)
     ckpt = None
     if resume:
@@ -185,7 +188,10 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
+        per_rank = ckpt.get("rng_per_rank") or []
+        # each rank continues its own random stream (RoI sampling draws from it); an older checkpoint, or one
+        # from another world size, has rank 0's only
+        set_rng_state(per_rank[rank] if len(per_rank) == world else ckpt["rng"])
         start_epoch = int(ckpt["epoch"]) + 1
         elapsed_before = schedule.elapsed
         if main:
@@ -276,9 +282,11 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                 say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
                     f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
                     f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)")
+        rng_per_rank = dist_utils.all_gather_object(rng_state())  # every rank takes part
         if main:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_state(), "fold": fold,
+                     "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_per_rank[0],
+                     "rng_per_rank": rng_per_rank, "fold": fold,
                      "val_seconds": val_seconds}
             if ema is not None:  # resume needs the raw weights and the average
                 state.update(train_model={k: v.detach().cpu() for k, v in core.state_dict().items()},

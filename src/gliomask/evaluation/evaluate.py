@@ -16,7 +16,8 @@ from gliomask.evaluation.detection import average_precision, froc, match_lesions
 from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, lesionwise, matched_counts
 from gliomask.evaluation.metrics import STANDARDS, bounding_box, region_metrics
 from gliomask.io.atomic import atomic_path
-from gliomask.io.brats import Case, check_same_grid, convert_labels, discover_cases, read_labels, select_cases
+from gliomask.io.brats import (Case, check_output_folder, check_same_grid, convert_labels, discover_cases, read_labels,
+                               select_cases)
 from gliomask.io.nifti import read_nifti
 from gliomask.labels import REGION_NAMES, regions_from_labels
 from gliomask.utils import progress_bar, write_json
@@ -162,6 +163,8 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
     jobs = [(find_prediction(pred_dir, c.case_id), c, standard) for c in cases]
+    if out_dir is not None:
+        refuse_output_among_inputs(out_dir, pred_dir, gt, cases)
     refuse_trained_cases(pred_dir, [c.case_id for c in cases])
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
@@ -178,6 +181,16 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     if out_dir is not None:
         write_results(rows, summary, Path(out_dir))
     return rows, summary
+
+
+def refuse_output_among_inputs(out_dir, pred_dir, gt, cases=None) -> None:
+    """The report never lands among the inputs: not in (or under) the --gt or --pred folder, not an input file."""
+    target = Path(out_dir).resolve()
+    for inputs in (Path(gt).resolve(), Path(pred_dir).resolve()):
+        if inputs.is_dir() and (target == inputs or inputs in target.parents):
+            raise GliomaskError("the output folder is, or is inside, an input folder (--gt or --pred); "
+                                "choose another -o", out_dir)
+    check_output_folder(Path(out_dir), cases or [])
 
 
 def write_results(rows: list[dict], summary: dict, out_dir: Path) -> None:

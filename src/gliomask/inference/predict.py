@@ -10,7 +10,7 @@ import torch
 
 from gliomask.errors import GliomaskError
 from gliomask.inference.predictor import Predictor
-from gliomask.io.brats import discover_cases, select_cases
+from gliomask.io.brats import Case, check_output_folder, discover_cases, select_cases
 from gliomask.io.lesion_table import FRAMES, case_totals, write_lesion_report
 from gliomask.io.nifti import save_like
 from gliomask.labels import CONVENTIONS, to_convention
@@ -23,15 +23,17 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
                   tta: bool = False, threads: int | None = None, convention: str = "auto",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
                   probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto",
-                  lesion_frame: str = "ras", on_case=None) -> list[dict]:
-    """Predict every case under ``inputs`` into ``out``; returns one summary dict per case.
+                  lesion_frame: str = "ras", on_case=None, force: bool = False) -> list[dict]:
+    """Predict every case under ``inputs`` (a folder, a manifest, or one `Case`) into ``out``; returns one
+    summary dict per case.
 
     Writes per case ``<case>_seg.nii.gz`` (uint8, the input's affine and a copy of its header),
     ``<case>_lesions.json`` / ``.csv``, ``<case>_overlay.png`` and ``<case>_report.html``; with ``probabilities`` also
     ``<case>_prob.nii.gz`` (float32 [X, Y, Z, 3]: WT, TC, ET) and the BraTS 2019 uncertainty maps
     ``<case>_unc_whole.nii.gz``, ``_unc_core``, ``_unc_enhance`` (uint8 0-100), all on the input's grid.
     Every file is written atomically. ``lesion_frame``: ras (NIfTI scanner RAS+) or lps (DICOM/ITK) for the
-    lesion tables' mm columns. ``on_case(result)`` is called as each case is finished.
+    lesion tables' mm columns. ``on_case(result)`` is called as each case is finished. Every case is
+    loaded and checked first (files, grids, plausibility); ``force`` turns plausibility findings into warnings.
     Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases;
     ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
     may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
@@ -46,9 +48,9 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     if threads:
         torch.set_num_threads(threads)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend)
-    cases = select_cases(discover_cases(inputs), case_ids, inputs)
-    for case in cases:  # every case must be usable before any output is written
-        predictor.check(case)
+    cases = [inputs] if isinstance(inputs, Case) else select_cases(discover_cases(inputs), case_ids, inputs)
+    for case in cases:  # every case must load and be plausible before any output is written
+        predictor.check_content(case, force=force)
     check_output_folder(Path(out), cases)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cases = cases[rank::world]
@@ -101,18 +103,3 @@ def _case_provenance(case, checkpoint, predictor, labels_as: str, seg_path: Path
             "planes fused": ", ".join(getattr(predictor, "planes", None) or []),
             "trained on": f"{len(trained)} cases" if trained else "",
             "label convention": labels_as, "post-processing": meta.get("postprocessing", "")}
-
-
-def check_output_folder(out: Path, cases) -> None:
-    """Outputs never overwrite an input: refuse an output path that is an input file, or a folder that
-    holds one (``predict -o CASE`` would replace the case's ground truth ``<case>_seg.nii.gz``)."""
-    if out.exists() and not out.is_dir():
-        raise GliomaskError("the output exists and is not a folder", out)
-    target = out.resolve()
-    for case in cases:
-        for path in [*case.images.values(), *([case.seg] if case.seg else [])]:
-            path = Path(path).resolve()
-            if target in (path, path.parent):
-                raise GliomaskError(f"the output folder holds input files of case {case.case_id} ({path.name}); "
-                                    "choose another -o", out)
-

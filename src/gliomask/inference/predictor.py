@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gliomask.config import load_config
+from gliomask.data.geometry import ModelGrid
+from gliomask.data.plausibility import case_problems, report
 from gliomask.data.planes import AXES, plane_dim
 from gliomask.data.preprocess import Preprocessed, preprocess
 from gliomask.errors import GliomaskError
@@ -101,6 +103,14 @@ class Predictor:
         self.check(case)
         return load_case(case, self.modalities, with_seg=False)
 
+    def check_content(self, case: Case, *, force: bool = False) -> None:
+        """Load a case and refuse what the model cannot read (:mod:`gliomask.data.plausibility`):
+        unreadable or mismatched files always; a non-zero background, a blank modality or one image
+        under two names unless ``force`` (then a warning per finding)."""
+        loaded = self.load(case)
+        images = {m: (Path(case.images[m]), loaded.images[i]) for i, m in enumerate(loaded.modalities)}
+        report(case_problems(images), force)
+
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
         """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]
         detection scores, the preprocessing that maps them back), S along the checkpoint's axis, fused
@@ -137,11 +147,20 @@ class Predictor:
                 raise GliomaskError(f"the checkpoint needs modalities {', '.join(self.modalities)}; missing {', '.join(missing)}")
             images = np.stack([np.asarray(images[m], dtype=np.float32) for m in self.modalities])
         images = np.asarray(images, dtype=np.float32)
+        # With an affine the input is mapped to the voxel orientation and spacing the model was trained on,
+        # and the outputs back onto the input's own grid; without one it is taken as already there.
+        geometry = self.meta.get("geometry")
+        grid = ModelGrid(affine, images.shape, geometry) if affine is not None and geometry else None
+        if grid is not None and grid.identity:
+            grid = None
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
-        prob_slices, scores_slices, pre = self.detect(images)
+        prob_slices, scores_slices, pre = self.detect(grid.forward(images) if grid else images)
         regions = pre.restore(regions_from_probabilities(prob_slices, scores_slices, self.post))
         prob, scores = pre.restore(prob_slices), pre.restore(scores_slices)
+        if grid is not None:
+            regions = grid.backward(regions, order=0)
+            prob, scores = grid.backward(prob, order=1), grid.backward(scores, order=0)
         labels = labels_from_regions(regions)
         scores[labels == 0] = 0
         lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis, probabilities=prob[0],

@@ -6,9 +6,9 @@ on load (`gliomask.labels`).
 
 from __future__ import annotations
 
-import re
-
 import csv
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ CONVENTIONS = {
 MODALITY_ALIASES = {
     "t1": "t1", "t1n": "t1", "t1ce": "t1ce", "t1c": "t1ce", "t1gd": "t1ce",
     "t2": "t2", "t2w": "t2", "flair": "flair", "t2f": "flair",
+    "t1w": "t1", "t1-weighted": "t1", "t2-weighted": "t2",  # names in nnU-Net / MSD dataset.json files
 }
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -108,11 +109,63 @@ class LoadedCase:
 
 
 def _find_file(folder: Path, stem: str) -> Path | None:
+    found = [folder / f"{stem}{suffix}" for suffix in NIFTI_SUFFIXES if (folder / f"{stem}{suffix}").is_file()]
+    if len(found) > 1:  # which one is current cannot be guessed: refuse rather than pick one silently
+        raise GliomaskError(f"both {found[0].name} and {found[1].name} exist; keep one", folder)
+    return found[0] if found else None
+
+
+_NNUNET_FILE = re.compile(r"^(.+)_(\d{4})\.nii(\.gz)?$")
+
+
+def _nnunet_cases(folder: Path) -> list[Case] | None:
+    """nnU-Net raw layout: ``<case>_0000.nii.gz`` ... per channel in ``folder`` (imagesTr / imagesTs), the
+    channel names in ``dataset.json`` beside it or one level up (``channel_names`` or MSD ``modality``).
+    None when the folder is not laid out so."""
+    files = [p for p in folder.iterdir() if p.is_file() and _NNUNET_FILE.match(p.name)] if folder.is_dir() else []
+    if not files:
+        return None
+    spec = next((d / "dataset.json" for d in (folder, folder.parent) if (d / "dataset.json").is_file()), None)
+    if spec is None:
+        raise GliomaskError("nnU-Net-style files (<case>_0000.nii.gz) need the dataset.json that names the channels "
+                            "(beside them or one folder up)", folder)
+    try:
+        meta = json.loads(spec.read_text())
+        channels = meta.get("channel_names") or meta.get("modality")
+        names = {int(k): MODALITY_ALIASES[str(v).strip().lower()] for k, v in channels.items()}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise GliomaskError(f"cannot read the channel names ({type(exc).__name__}: {exc})", spec) from None
+    except KeyError as exc:
+        raise GliomaskError(f"unknown channel name {exc.args[0]!r}; expected one of "
+                            f"{', '.join(sorted(MODALITY_ALIASES))}", spec) from None
+    by_case: dict[str, dict[str, Path]] = {}
+    for path in sorted(files):
+        match = _NNUNET_FILE.match(path.name)
+        channel = int(match.group(2))
+        if channel not in names:
+            raise GliomaskError(f"channel {channel:04d} is not named in {spec.name}", path)
+        images = by_case.setdefault(check_case_id(match.group(1), path), {})
+        if names[channel] in images:
+            raise GliomaskError(f"two files for channel {channel:04d} of case {match.group(1)}", path)
+        images[names[channel]] = path
+    labels = folder.parent / ("labelsTr" if folder.name == "imagesTr" else "labelsTs")
+    return [Case(cid, images, _find_file(labels, cid) if labels.is_dir() else None, "brats2019")
+            for cid, images in by_case.items()]
+
+
+def case_from_files(files: dict[str, Path], case_id: str | None = None, convention: str = "brats2019") -> Case:
+    """One case from explicit files {modality: path} (``predict --t1 ... --flair ...``)."""
+    if not files:
+        raise GliomaskError("no image file given")
+    first = Path(next(iter(files.values())))
+    name = first.name
     for suffix in NIFTI_SUFFIXES:
-        candidate = folder / f"{stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    case_id = check_case_id(case_id or re.sub(r"[_-](t1|t1ce|t1n|t1c|t2|t2w|t2f|flair|0000)$", "", name), first)
+    for mod, path in files.items():
+        if not Path(path).is_file():
+            raise GliomaskError(f"{mod} file not found", path)
+    return Case(case_id, {m: Path(p) for m, p in files.items()}, None, convention)
 
 
 def _case_from_folder(folder: Path) -> Case | None:
@@ -181,8 +234,11 @@ def discover_cases(root: str | Path) -> list[Case]:
         cases = _cases_from_manifest(root)
     elif root.is_dir():
         single = _case_from_folder(root)
+        nnunet = _nnunet_cases(root) if single is None else None
         if single is not None:
             cases = [single]
+        elif nnunet is not None:
+            cases = nnunet
         else:
             cases = []
             for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
@@ -267,4 +323,18 @@ def read_labels(path: Path, convention: str):
     img, data = read_nifti(Path(path))
     return img, convert_labels(data, convention, Path(path))
 
+
+def check_output_folder(out: Path, cases) -> None:
+    """Outputs never overwrite an input: refuse an output path that is an input file, or a folder that
+    holds one (``predict -o CASE`` would replace the case's ground truth ``<case>_seg.nii.gz``;
+    ``evaluate -o GT`` would write its report among the ground truth)."""
+    if out.exists() and not out.is_dir():
+        raise GliomaskError("the output exists and is not a folder", out)
+    target = out.resolve()
+    for case in cases:
+        for path in [*case.images.values(), *([case.seg] if case.seg else [])]:
+            path = Path(path).resolve()
+            if target in (path, path.parent):
+                raise GliomaskError(f"the output folder holds input files of case {case.case_id} ({path.name}); "
+                                    "choose another -o", out)
 

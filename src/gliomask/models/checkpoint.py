@@ -44,4 +44,44 @@ def load_checkpoint(path: str | Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in obj]
     if missing:
         raise GliomaskError(f"checkpoint lacks {', '.join(missing)}", path)
+    problem = _bad_value(obj)
+    if problem:
+        raise GliomaskError(f"checkpoint holds a bad value: {problem}", path)
     return obj
+
+
+def _bad_value(obj: dict) -> str | None:
+    """The first setting a predictor cannot use (a damaged or hand-edited checkpoint), or None."""
+    from gliomask.data.planes import AXES
+    from gliomask.io.brats import MODALITY_ALIASES
+
+    if obj.get("axis") not in AXES:
+        return f"axis {obj.get('axis')!r} (expected one of {', '.join(AXES)})"
+    for plane in obj.get("planes") or []:
+        if plane not in AXES:
+            return f"plane {plane!r}"
+    mods = obj.get("modalities")
+    if not isinstance(mods, (list, tuple)) or not mods or any(m not in MODALITY_ALIASES for m in mods):
+        return f"modalities {mods!r}"
+    norm = obj.get("normalization")
+    try:
+        lo, hi = (float(v) for v in norm["clip_percentiles"])
+        margin = norm["crop_margin"]
+        if not (0 <= lo < hi <= 100) or not isinstance(margin, int) or margin < 0:
+            raise ValueError
+    except (TypeError, KeyError, ValueError):
+        return f"normalization {norm!r} (clip_percentiles [lo, hi] within 0-100, crop_margin >= 0)"
+    context = obj.get("context", 0)
+    if not isinstance(context, int) or context < 0:
+        return f"context {context!r}"
+    geometry = obj.get("geometry")
+    if geometry is not None:
+        try:
+            codes = "".join(geometry["orientation"])
+            spacing = [float(v) for v in geometry["spacing"]]
+            if sorted(codes.replace("L", "R").replace("P", "A").replace("I", "S")) != ["A", "R", "S"] \
+                    or len(spacing) != 3 or min(spacing) <= 0:
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            return f"geometry {geometry!r} (orientation like LPS, three positive spacings)"
+    return None

@@ -26,7 +26,7 @@ from gliomask.models.factory import model_from_checkpoint
 METADATA_KEY = "gliomask"
 OUTPUTS = ("boxes", "scores", "labels", "masks", "regions")
 # Checkpoint entries that are training state, not what a prediction needs.
-TRAINING_ONLY = ("model", "optimizer", "scheduler", "scaler", "rng", "train_model", "ema", "validation", "val_seconds")
+TRAINING_ONLY = ("model", "optimizer", "scheduler", "scaler", "rng", "rng_per_rank", "train_model", "ema", "validation", "val_seconds")
 
 
 class SliceNetwork(torch.nn.Module):
