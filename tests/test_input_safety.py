@@ -86,6 +86,7 @@ def test_evaluate_against_a_folder_of_segmentations_only(tmp_path):
     result = run_cli("evaluate", "--pred", pred, "--gt", tmp_path / "gt", "-o", tmp_path / "ev", "--quiet")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ev" / "index.html").is_file() and (tmp_path / "ev" / "overlays" / "C1.png").is_file()
+    assert "<h1>gliomask evaluation</h1>" in (tmp_path / "ev" / "index.html").read_text()  # not a case's caption
 
 
 def test_damaged_prepared_folder_and_checkpoint_values_are_one_line(prepared, tmp_path):

@@ -30,8 +30,12 @@ DILATION_STRUCTURE = ndimage.generate_binary_structure(3, 2)  # 18-connectivity,
 MIN_GT_MM3 = 50.0  # ground-truth lesions of this volume or less are ignored
 
 
-def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, whole_hd95: float | None = None) -> dict[str, float]:
+def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, whole_hd95: float | None = None,
+               with_hd95: bool = True) -> dict[str, float]:
     """Lesion-wise Dice, HD95 (mm) and TP/FP/FN counts of Bool [X, Y, Z] prediction and reference.
+
+    ``with_hd95=False`` skips the surface distances (``lesion_hd95`` is then not meaningful): for a
+    post-processing search that needs the lesion-wise Dice many times.
 
     ``whole_hd95``: the BraTS 2023 HD95 of the whole region, if already computed; a single lesion
     that every predicted component touches is the whole region, and its HD95 is not computed twice.
@@ -62,7 +66,7 @@ def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, wh
             member = np.zeros(n_pred + 1, dtype=bool)
             member[hits] = True
             found = member[pred_cc]  # the touching components (a table beats np.isin)
-            scores.append((dice(found, lesion), hd95(found, lesion, spacing, "brats2023")))
+            scores.append((dice(found, lesion), hd95(found, lesion, spacing, "brats2023") if with_hd95 else 0.0))
         else:
             fn += 1
             scores.append((0.0, LESION_MISS_HD95))

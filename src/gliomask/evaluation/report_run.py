@@ -29,10 +29,10 @@ def write_visual_report(pred_dir: str | Path, gt: str | Path, out_dir: str | Pat
             or {"labels": (gt_labels > 0).astype(np.float32) * 0.3}
         rel = f"overlays/{case.case_id}.png"
         if not gt_labels.any() and not pred.any():
-            title = f"{case.case_id}: no tumour in ground truth or prediction (a true negative)"
+            caption = f"{case.case_id}: no tumour in ground truth or prediction (a true negative)"
         else:
-            title = f"{case.case_id}: Dice WT {row['dice_WT']:.2f} TC {row['dice_TC']:.2f} ET {row['dice_ET']:.2f}"
-        save_overlay(images, out_dir / rel, affine=reference.affine, pred=pred, gt=gt_labels, title=title)
+            caption = f"{case.case_id}: Dice WT {row['dice_WT']:.2f} TC {row['dice_TC']:.2f} ET {row['dice_ET']:.2f}"
+        save_overlay(images, out_dir / rel, affine=reference.affine, pred=pred, gt=gt_labels, title=caption)
         overlays[case.case_id] = rel
     save_boxplot(rows, out_dir / "dice_boxplot.png")
     froc = None

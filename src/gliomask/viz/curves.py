@@ -31,13 +31,13 @@ def plot_curves(metrics_jsonl: Path, out_png: Path) -> Path | None:
         axes[0].set_xlabel("step")
         axes[0].set_title("training loss")
         axes[0].legend(fontsize=7)
-    for name in ("WT", "TC", "ET"):
+    for k, name in enumerate(("WT", "TC", "ET")):
         if val:
             xs, ys = [r["step"] for r in val], [r[f"dice_{name}"] for r in val]
             axes[1].plot(xs, ys, marker="o", label=name, color=REGION_COLOURS[name], markeredgecolor=SERIES[0])
             if len(val) <= 2:  # a run that validated once or twice: say the values, a line says little
                 for x, y in zip(xs, ys):
-                    axes[1].annotate(f"{name} {y:.2f}", (x, y), textcoords="offset points", xytext=(-6, 4),
+                    axes[1].annotate(f"{name} {y:.2f}", (x, y), textcoords="offset points", xytext=(-8, 10 - 11 * k),
                                      ha="right", fontsize=7)
     axes[1].set_ylim(0, 1)
     axes[1].set_xlabel("step")
