@@ -74,7 +74,7 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
     error_view = gt_r is not None and pred_r is not None
     columns = [(m, p) for m in mods for p in PLANES] + ([("errors", "axial")] if error_view else [])
     fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
-                             figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * 1.15 * len(rows) + 0.9))
+                             figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * 1.35 * len(rows) + 0.9))
     fig.patch.set_facecolor("black")
     windows = {m: (np.percentile(v[v != 0], (1, 99)) if np.any(v != 0) else (0.0, 1.0)) for m, v in vols.items()}
     panels = []
