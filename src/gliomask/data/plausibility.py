@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomask.errors import GliomaskError
+from gliomask.io.brats import Case, LoadedCase
 
 BACKGROUND_TOLERANCE = 0.05  # share of the volume's outer faces that may be non-zero (skull-stripped: ~0)
 
@@ -30,9 +31,10 @@ def image_problems(data: np.ndarray) -> list[str]:
     return []
 
 
-def case_problems(images: dict[str, tuple[Path, np.ndarray]]) -> list[tuple[Path, str]]:
-    """(file, problem) for a case's modalities {name: (path, [X, Y, Z])}: per image, and files that
-    hold the same voxels under two modality names."""
+def case_problems(case: Case, loaded: LoadedCase) -> list[tuple[Path, str]]:
+    """(file, problem) for a loaded case's modalities: per image, and files that hold the same voxels
+    under two modality names."""
+    images = {m: (Path(case.images[m]), loaded.images[i]) for i, m in enumerate(loaded.modalities)}
     found = [(path, text) for path, data in images.values() for text in image_problems(data)]
     names = list(images)
     for i, a in enumerate(names):

@@ -65,7 +65,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
     """Load, validate, crop and normalise one case; write its arrays; return its metadata. Implausible
     images (:mod:`gliomask.data.plausibility`) are refused, or only warned about with ``force``."""
     loaded = load_case(case, settings.modalities)
-    report(case_problems({m: (Path(case.images[m]), loaded.images[i]) for i, m in enumerate(loaded.modalities)}), force)
+    report(case_problems(case, loaded), force)
     if loaded.seg is None:
         raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     pre = preprocess(loaded.images, axis=AXES[settings.axis], clip_percentiles=settings.clip_percentiles,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomask.config import load_config
-from gliomask.data.geometry import ModelGrid
+from gliomask.data.geometry import ModelGrid, spacing_of
 from gliomask.data.plausibility import case_problems, report
 from gliomask.data.planes import AXES, plane_dim
 from gliomask.data.preprocess import Preprocessed, preprocess
@@ -107,9 +107,7 @@ class Predictor:
         """Load a case and refuse what the model cannot read (:mod:`gliomask.data.plausibility`):
         unreadable or mismatched files always; a non-zero background, a blank modality or one image
         under two names unless ``force`` (then a warning per finding)."""
-        loaded = self.load(case)
-        images = {m: (Path(case.images[m]), loaded.images[i]) for i, m in enumerate(loaded.modalities)}
-        report(case_problems(images), force)
+        report(case_problems(case, self.load(case)), force)
 
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
         """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]
@@ -154,7 +152,7 @@ class Predictor:
         if grid is not None and grid.identity:
             grid = None
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
-        spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))) if spacing is None else tuple(spacing)
+        spacing = tuple(spacing_of(affine)) if spacing is None else tuple(spacing)
         prob_slices, scores_slices, pre = self.detect(grid.forward(images) if grid else images)
         regions = pre.restore(regions_from_probabilities(prob_slices, scores_slices, self.post))
         prob, scores = pre.restore(prob_slices), pre.restore(scores_slices)
