@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -73,3 +75,38 @@ def write_small_case(folder: Path, case_id: str, *, shape=(40, 40, 24), affine=N
     seg[18:22, 18:22, 10:12] = seg_labels[-1]
     nib.save(nib.Nifti1Image(seg, affine), str(folder / f"{case_id}{sep}seg.nii.gz"))
     return folder
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Path -> content hash, 'dir' or 'link:<target>' for everything under ``roots``."""
+    seen = {}
+    for root in map(Path, roots):
+        for p in [root, *sorted(root.rglob("*"))] if root.is_dir() and not root.is_symlink() else [root]:
+            if p.is_symlink():
+                seen[str(p)] = "link:" + os.readlink(p)
+            elif p.is_dir():
+                seen[str(p)] = "dir"
+            elif p.exists():
+                seen[str(p)] = hashlib.sha1(p.read_bytes()).hexdigest()
+    return seen
+
+
+def refused(capsys, argv, *needles, watch=()):
+    """Run the CLI in this process (no torch import per call) and assert a clean refusal: exit code 2,
+    one stderr line holding every needle, no traceback or warning, nothing under ``watch`` written or
+    changed (inputs byte-identical). Returns the line."""
+    from gliomask.cli import main
+
+    before = snapshot(*watch)
+    with warnings.catch_warnings(record=True) as shown:  # a warning is a line on the user's console too
+        warnings.simplefilter("always")
+        code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines() + [f"warning: {w.message}" for w in shown]
+    assert code == 2, (code, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    after = snapshot(*watch)
+    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    return lines[0]

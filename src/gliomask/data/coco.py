@@ -8,6 +8,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from gliomask.data.instances import slice_instances
+from gliomask.errors import GliomaskError
 from gliomask.labels import class_names
 from gliomask.data.prepared import Prepared
 from gliomask.utils import write_json
@@ -53,6 +54,8 @@ def coco_dict(prepared: Prepared, case_ids: list[str], scheme: str | None = None
 
 def export_coco(prepared: Prepared | str | Path, out: str | Path, *, fold: int | None = None, split: str = "val") -> Path:
     """Write the COCO JSON of ``split`` ("train", "val" or "all") of ``fold``."""
+    if split == "val" and fold is None:  # without a fold every case trains: the file would be empty
+        raise GliomaskError("the val split needs a fold (--fold N); without one every case is a training case")
     if not isinstance(prepared, Prepared):
         prepared = Prepared.open(prepared)
     train, val = prepared.split(fold)

@@ -29,7 +29,7 @@ from gliomask.data.geometry import training_geometry
 from gliomask.data.plausibility import case_problems, report
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities
-from gliomask.io.atomic import atomic_output_dir
+from gliomask.io.atomic import atomic_output_dir, save_array
 from gliomask.data.folds import make_folds
 from gliomask.data.prepared import FORMAT_VERSION, META_NAME
 from gliomask.utils import progress_bar, write_json
@@ -81,8 +81,8 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
     kept_neg = rng.choice(negatives, size=n_keep, replace=False) if n_keep else np.zeros(0, int)
     kept = np.sort(np.concatenate([np.flatnonzero(has_tumour), kept_neg])).astype(int)
     if out_dir is not None:
-        np.save(out_dir / "cases" / f"{case.case_id}.img.npy", images)
-        np.save(out_dir / "cases" / f"{case.case_id}.seg.npy", seg)
+        save_array(out_dir / "cases" / f"{case.case_id}.img.npy", images)
+        save_array(out_dir / "cases" / f"{case.case_id}.seg.npy", seg)
     return {
         "case": case.case_id,
         "group": case.group,

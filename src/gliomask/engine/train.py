@@ -43,6 +43,11 @@ from gliomask.utils import default_threads, progress_bar, write_json
 RESERVE_EVERY = 50  # steps between re-estimates of the final validation's cost
 
 
+# What a run folder holds; every one is written by rank 0 of this function or its loops.
+RUN_FILES = ("config.yaml", "command.txt", "env.json", "metrics.jsonl", "train.log", "curves.png", "last.pt", "best.pt",
+             "summary.json")
+
+
 def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold: int | None = 0,
           resume: bool = False, overrides: list[str] | None = None, config_file: str | Path | None = None,
           command_line: list[str] | None = None, progress: bool = True,
@@ -99,19 +104,6 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         dims = tuple(plane_dim(prepared.settings["axis"], p) for p in planes)
     except ValueError as exc:
         raise GliomaskError(f"model.planes: {exc}") from None
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-        stale = remove_stale_temporaries(out)
-        if stale:
-            say(out, f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save in {out}: "
-                + ", ".join(p.name for p in stale))
-        # a resumed run adds its own line
-        append_text(out / "command.txt", " ".join(command_line or sys.argv) + "\n")
-        write_json(out / "env.json", {**versions(), "world_size": world, "device": str(device),
-                                      "data": str(Path(data).resolve()), "fold": fold})
-    dist_utils.barrier()
-
     torch.manual_seed(tc.seed + rank)
     np.random.seed(tc.seed + rank)
     random.seed(tc.seed + rank)
@@ -120,6 +112,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                              context=context, planes=planes)
     if len(dataset) == 0:
         raise GliomaskError("no training slices in this split", Path(data))
+    if all(dataset.is_negative):
+        raise GliomaskError("no training patient has any tumour label in this split: nothing to learn lesions from",
+                            Path(data))
     sampler = TumourBalancedSampler(dataset.is_negative, negative_share=tc.negative_share, seed=tc.seed,
                                     rank=rank, world_size=world)
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
@@ -131,14 +126,29 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     num_classes = len(CLASS_SCHEMES[scheme])
     in_channels = len(prepared.settings["modalities"]) * (2 * context + 1)
     model = model_from_config(cfg, num_classes, in_channels)
-    if cfg.model.weights and ckpt is None:
-        report = load_weights(model, cfg.model.weights)
-        if main:
-            say(out, f"weights {cfg.model.weights}: {report.summary()}")
+    weights_report = load_weights(model, cfg.model.weights) if cfg.model.weights and ckpt is None else None
+    if world > 1 and tc.sync_bn and device.type != "cuda":
+        raise GliomaskError("train.sync_bn=true needs CUDA (SyncBatchNorm is CUDA-only)")
+    for name in RUN_FILES:  # a planted link must not redirect a log or a checkpoint, nor leave half a run folder
+        if (out / name).is_symlink():
+            raise GliomaskError("a symbolic link where the run writes; remove it or choose another --out", out / name)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        stale = remove_stale_temporaries(out)
+        if stale:
+            say(out, f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save in {out}: "
+                + ", ".join(p.name for p in stale))
+        # a resumed run adds its own line
+        append_text(out / "command.txt", " ".join(command_line or sys.argv) + "\n")
+        write_json(out / "env.json", {**versions(), "world_size": world, "device": str(device),
+                                      "data": str(Path(data).resolve()), "fold": fold})
+        if weights_report is not None:
+            say(out, f"weights {cfg.model.weights}: {weights_report.summary()}")
+    dist_utils.barrier()
+
     model.to(device)
     if world > 1 and tc.sync_bn:
-        if device.type != "cuda":
-            raise GliomaskError("train.sync_bn=true needs CUDA (SyncBatchNorm is CUDA-only)")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     core = model
     if world > 1:

@@ -10,6 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
+from gliomask.errors import GliomaskError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -77,3 +81,16 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
             tmp.unlink()
             gone.append(tmp)
     return gone
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` whose short write (a full disk, a quota) is one error naming the file.
+
+    NumPy reports a short write as a bare OSError ("N requested and M written") with no errno or file.
+    """
+    try:
+        np.save(path, array)
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise GliomaskError(f"cannot write it ({exc}): is the disk full or over quota?", path) from None

@@ -6,6 +6,7 @@ and their order, label convention, normalisation and slicing axis, score thresho
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,20 +26,29 @@ def save_checkpoint(obj: dict, path: str | Path) -> Path:
     return Path(path)
 
 
+def safe_load(path: Path) -> object:
+    """``torch.load(weights_only=True)``: tensors and plain values only. A pickle that would run code,
+    or any unreadable file, is one GliomaskError naming ``path``; torch's warnings about the pickle
+    protocol of a refused file stay off the console (the error is the one line)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0] if lines else type(exc).__name__)
+        first = first.split(". Please use")[0].split(". In PyTorch")[0]
+        raise GliomaskError(f"refused: the file holds more than tensors and plain values and could run code ({first})", path) from None
+    except Exception as exc:
+        raise GliomaskError(f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path) from None
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read a gliomask checkpoint safely; any problem is one clear GliomaskError."""
     path = Path(path)
     if not path.is_file():
         raise GliomaskError("checkpoint not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        first = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0] if lines else type(exc).__name__)
-        first = first.split(". Please use")[0]
-        raise GliomaskError(f"refused: the file holds more than tensors and plain values and could run code ({first})", path) from None
-    except Exception as exc:
-        raise GliomaskError(f"unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path) from None
+    obj = safe_load(path)
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise GliomaskError("not a gliomask checkpoint (missing format marker)", path)
     missing = [k for k in REQUIRED_KEYS if k not in obj]

@@ -58,11 +58,14 @@ def model_from_config(cfg: Config, num_classes: int, in_channels: int):
 
 def model_from_checkpoint(checkpoint: dict, source: str = "checkpoint"):
     """(network with the checkpoint's weights, in eval mode on CPU, its resolved Config)."""
-    cfg = load_config(base=checkpoint["config"])
     context = int(checkpoint.get("context", 0))
     if checkpoint["scheme"] not in CLASS_SCHEMES:
         raise GliomaskError(f"unknown class scheme {checkpoint['scheme']!r}", source)
-    model = model_from_config(cfg, len(checkpoint["classes"]), len(checkpoint["modalities"]) * (2 * context + 1))
+    try:  # a hand-edited config (an unknown backbone, a value out of range) names the checkpoint, not a setting alone
+        cfg = load_config(base=checkpoint["config"])
+        model = model_from_config(cfg, len(checkpoint["classes"]), len(checkpoint["modalities"]) * (2 * context + 1))
+    except GliomaskError as exc:
+        raise GliomaskError(f"bad value in the checkpoint's config: {exc}", source) from None
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:

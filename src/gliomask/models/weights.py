@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from gliomask.errors import GliomaskError
+from gliomask.models.checkpoint import safe_load
 
 FIRST_CONVS = ("backbone.body.conv1.weight", "backbone.body.0.0.weight")
 
@@ -57,10 +58,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise GliomaskError("weight file not found", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise GliomaskError(f"cannot load weights safely ({type(exc).__name__}: {str(exc).splitlines()[0]})", path) from None
+    obj = safe_load(path)
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
