@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Iterable, TypeVar
 
+import numpy as np
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
@@ -92,3 +93,15 @@ def default_threads() -> int | None:
 
 def default_workers() -> int:
     return max(1, min(4, usable_cpus()))
+
+
+def bounding_box(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...] | None:
+    """The box around ``mask``'s voxels, widened by ``pad`` and clipped to the array; None when empty."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(i for i in range(mask.ndim) if i != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        if idx.size == 0:
+            return None
+        box.append(slice(max(idx[0] - pad, 0), min(idx[-1] + 1 + pad, mask.shape[axis])))
+    return tuple(box)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gliomask.utils import bounding_box
+
 DEFAULT_CLIP = (0.5, 99.5)
 
 
@@ -30,13 +32,7 @@ def normalize_case(images: np.ndarray, mask: np.ndarray, clip=DEFAULT_CLIP) -> n
 
 
 def brain_crop(mask: np.ndarray, margin: int = 2) -> list[list[int]]:
-    """[[lo, hi], ...] per axis: the brain's bounding box grown by ``margin`` voxels, clipped to the volume."""
-    crop = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        if present.size == 0:
-            crop.append([0, mask.shape[axis]])
-        else:
-            crop.append([max(int(present[0]) - margin, 0), min(int(present[-1]) + 1 + margin, mask.shape[axis])])
-    return crop
+    """[[lo, hi], ...] per axis: the brain's bounding box grown by ``margin`` voxels, clipped to the volume
+    (the whole volume when there is no brain)."""
+    box = bounding_box(mask, pad=margin) or tuple(slice(0, n) for n in mask.shape)
+    return [[int(s.start), int(s.stop)] for s in box]

@@ -25,6 +25,8 @@ import surface_distance.lookup_tables
 from scipy import ndimage
 from surface_distance import compute_robust_hausdorff, compute_surface_distances
 
+from gliomask.utils import bounding_box  # noqa: F401  (re-exported: metrics crop to it)
+
 # surface-distance rebuilds its 256-entry surfel-area table on every call (~8 ms); the table depends on
 # the spacing only, so it is built once per spacing. Same numbers, fewer seconds per case.
 surface_distance.lookup_tables.create_table_neighbour_code_to_surface_area = functools.lru_cache(maxsize=16)(
@@ -40,18 +42,6 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     if total == 0:
         return 1.0
     return 2.0 * int(np.logical_and(pred, ref).sum()) / total
-
-
-def bounding_box(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...] | None:
-    """The box around ``mask``'s voxels, widened by ``pad`` and clipped to the array; None when empty."""
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(i for i in range(mask.ndim) if i != axis)
-        idx = np.flatnonzero(mask.any(axis=other))
-        if idx.size == 0:
-            return None
-        box.append(slice(max(idx[0] - pad, 0), min(idx[-1] + 1 + pad, mask.shape[axis])))
-    return tuple(box)
 
 
 def surface(mask: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from gliomask.utils import bounding_box  # noqa: E402
 from gliomask.labels import REGION_NAMES, STRUCTURE_3D, regions_from_labels  # noqa: E402
 from gliomask.viz.figure import save_figure  # noqa: E402
 from gliomask.viz.orientation import LETTERS, PLANES, RAS_AXIS, RasVolume, pixel_spacing, plane_image  # noqa: E402
@@ -64,7 +65,8 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
         if labels is not None:
             union |= labels > 0
     # Crop to the head (and any label) with a small margin: the picture shows the brain, not the field of view.
-    box = _bounding_box(union | np.any([v != 0 for v in vols.values()], axis=0), margin=4)
+    shown = union | np.any([v != 0 for v in vols.values()], axis=0)
+    box = bounding_box(shown, pad=4) or tuple(slice(0, n) for n in shown.shape)
     vols = {m: v[box] for m, v in vols.items()}
     gt_r = gt_r[box] if gt_r is not None else None
     pred_r = pred_r[box] if pred_r is not None else None
@@ -120,17 +122,6 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
                  "radiological view: patient right on screen left", fontsize=10, color="white")
     fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1 - 0.35 / fig.get_figheight()))
     return fig, panels
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Slices of ``mask``'s bounding box widened by ``margin`` voxels (the whole array when empty)."""
-    if not mask.any():
-        return tuple(slice(0, n) for n in mask.shape)
-    box = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(int(hit[0]) - margin, 0), min(int(hit[-1]) + margin + 1, mask.shape[axis])))
-    return tuple(box)
 
 
 def _draw_contours(ax, labels_ras, plane, index, style) -> None:
