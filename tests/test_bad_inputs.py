@@ -87,6 +87,21 @@ def test_P17_a_dataset_without_any_tumour_is_refused(tmp_path, capsys):
             "data", "no case has any tumour", watch=[tmp_path])
 
 
+def test_prepare_refuses_a_case_whose_files_look_swapped_beside_the_others(tmp_path, capsys):
+    from gliomask.data.synth import synthesize
+
+    data = tmp_path / "data"
+    synthesize(data, cases=4, seed=3, edition="2019", workers=1, anatomy="simple")
+    case = sorted(p for p in data.glob("*/*") if p.is_dir())[1]
+    t1, t2 = (case / f"{case.name}_{m}.nii.gz" for m in ("t1", "t2"))
+    t1_bytes = t1.read_bytes()
+    t1.write_bytes(t2.read_bytes())
+    t2.write_bytes(t1_bytes)
+    line = refused(capsys, ["prepare", "--brats", data, "--out", tmp_path / "out", "--quiet"], "swapped files?",
+                   "the other cases", watch=[tmp_path])
+    assert case.name in line
+
+
 def test_P18_a_nii_beside_a_nii_gz_is_refused(tmp_path, capsys):
     folder = write_small_case(tmp_path / "data", "C1")
     nib.save(nib.Nifti1Image(np.zeros((40, 40, 24), np.int16), np.eye(4)), str(folder / "C1_flair.nii"))
@@ -273,6 +288,7 @@ def test_R01_checkpoint_that_is_a_malicious_pickle(tmp_path, capsys):
     pytest.param("normalization", {}, "normalization", id="R09"),
     pytest.param("config", "BACKBONE", "backbone", id="R10"),
     pytest.param("geometry", {"orientation": "LLS", "spacing": [1, 1, 1]}, "geometry", id="R08-geometry"),
+    pytest.param("modality_correlations", [[1.0, 2.0]], "modality_correlations", id="R08-correlations"),
 ])
 def test_checkpoint_with_bad_values(tiny_checkpoint, tmp_path, capsys, key, value, needle):
     from gliomask.models.checkpoint import load_checkpoint

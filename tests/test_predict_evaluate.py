@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import expect_one_line_error, refused, run_cli
+from gliomask.cli import main
 from gliomask.data.synth import BRATS_AFFINE, synth_case
 from gliomask.config import load_config
 from gliomask.engine.train import train
@@ -378,6 +379,25 @@ def test_implausible_inputs_are_flagged_with_one_line_naming_the_file(checkpoint
     assert "warning" in forced.stderr and str(flair) in forced.stderr
     assert (tmp_path / "out_f" / "case_n_seg.nii.gz").is_file()
     assert {p: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_swapped_modality_files_are_flagged_and_files_as_named_are_not(checkpoint, tmp_path, capsys):
+    from gliomask.models.checkpoint import load_checkpoint
+
+    assert np.asarray(load_checkpoint(checkpoint)["modality_correlations"]).shape == (4, 4)
+    folder = write_case(tmp_path / "in", "case_w", BRATS_AFFINE, crop=False)
+    t2, flair = folder / "case_w_t2.nii.gz", folder / "case_w_flair.nii.gz"
+    t2_bytes = t2.read_bytes()
+    t2.write_bytes(flair.read_bytes())
+    flair.write_bytes(t2_bytes)  # the T2 image now carries the FLAIR name, and the other way round
+    line = refused(capsys, ["predict", "-i", folder, "-o", tmp_path / "out", "-m", checkpoint, "--quiet"],
+                   "swapped files?", "--force", watch=[tmp_path, checkpoint])
+    assert str(t2) in line or str(flair) in line
+    flair.write_bytes(t2.read_bytes())
+    t2.write_bytes(t2_bytes)  # as named again: predicted
+    assert main(["predict", "-i", str(folder), "-o", str(tmp_path / "out"), "-m", str(checkpoint), "--quiet",
+                 "--no-overlays"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "case_w_seg.nii.gz").is_file()
 
 
 def test_predict_takes_the_files_of_one_case(checkpoint, tmp_path):

@@ -26,7 +26,8 @@ from gliomask.data.normalize import DEFAULT_CLIP
 from gliomask.data.planes import AXES
 from gliomask.data.preprocess import preprocess
 from gliomask.data.geometry import training_geometry
-from gliomask.data.plausibility import case_problems, report
+from gliomask.data.plausibility import (case_problems, modality_correlations, report, swap_problems,
+                                        swapped_modalities, typical_correlations)
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities
 from gliomask.io.atomic import atomic_output_dir, save_array
@@ -66,6 +67,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
     images (:mod:`gliomask.data.plausibility`) are refused, or only warned about with ``force``."""
     loaded = load_case(case, settings.modalities)
     report(case_problems(case, loaded), force)
+    correlations = modality_correlations(loaded.images)
     if loaded.seg is None:
         raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     pre = preprocess(loaded.images, axis=AXES[settings.axis], clip_percentiles=settings.clip_percentiles,
@@ -96,6 +98,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
         "slices": kept.tolist(),
         "tumour_slices": int(has_tumour.sum()),
         "brain_slices": int(has_brain.sum()),
+        "modality_correlations": correlations,
     }
 
 
@@ -156,6 +159,11 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
         if not any(m["tumour_slices"] for m in metas):
             raise GliomaskError("no case has any tumour label: nothing to learn lesions from", brats)
         geometry = training_geometry(metas)  # one orientation and spacing, or nothing is written
+        typical = typical_correlations([m["modality_correlations"] for m in metas])
+        if len(metas) >= 3:  # a case whose files look swapped beside the others (the median is theirs)
+            report([problem for case, m in zip(cases, metas) for problem in swap_problems(
+                case.images, swapped_modalities(m["modality_correlations"], typical, list(settings.modalities)),
+                "the other cases")], force)
         folds = make_folds([m["case"] for m in metas], [m["group"] for m in metas], settings.folds, settings.seed)
         meta = {
             "format": FORMAT_VERSION,
@@ -167,6 +175,7 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
             "classes": class_names(settings.scheme),
             "label_convention": "brats2019",
             "geometry": geometry,
+            "modality_correlations": typical,
             "cases": metas,
             "folds": folds,
         }

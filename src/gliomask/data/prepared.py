@@ -53,6 +53,12 @@ class Prepared:
         return self.meta.get("geometry") or training_geometry(self.meta["cases"])
 
     @property
+    def modality_correlations(self) -> list[list[float]] | None:
+        """The cases' typical modality correlation matrix, in settings["modalities"] order
+        (:mod:`gliomask.data.plausibility`); None for a folder prepared before 0.2."""
+        return self.meta.get("modality_correlations")
+
+    @property
     def classes(self) -> list[str]:
         return self.meta["classes"]
 

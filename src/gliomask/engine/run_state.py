@@ -65,6 +65,7 @@ def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProc
                           "crop_margin": int(settings["crop_margin"])},
         "axis": settings["axis"],
         "geometry": prepared.geometry,  # voxel orientation and spacing trained on: predict maps inputs there
+        "modality_correlations": prepared.modality_correlations,  # how the modalities vary together: predict flags swaps
         "provenance": {"prepared_fingerprint": prepared.meta.get("fingerprint"), "fold": fold,
                        "train_cases": list(train_ids), "val_cases": list(val_ids)},
         "versions": versions(),

@@ -105,9 +105,9 @@ class Predictor:
 
     def check_content(self, case: Case, *, force: bool = False) -> None:
         """Load a case and refuse what the model cannot read (:mod:`gliomask.data.plausibility`):
-        unreadable or mismatched files always; a non-zero background, a blank modality or one image
-        under two names unless ``force`` (then a warning per finding)."""
-        report(case_problems(case, self.load(case)), force)
+        unreadable or mismatched files always; a non-zero background, a blank modality, one image
+        under two names or files that look swapped unless ``force`` (then a warning per finding)."""
+        report(case_problems(case, self.load(case), self.meta.get("modality_correlations")), force)
 
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
         """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]

@@ -9,6 +9,7 @@ import pickle
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gliomask.errors import GliomaskError
@@ -94,4 +95,12 @@ def _bad_value(obj: dict) -> str | None:
                 raise ValueError
         except (TypeError, KeyError, ValueError):
             return f"geometry {geometry!r} (orientation like LPS, three positive spacings)"
+    corr = obj.get("modality_correlations")
+    if corr is not None:
+        try:
+            matrix = np.asarray(corr, dtype=float)
+            if matrix.shape != (len(mods), len(mods)) or not np.all(np.abs(matrix) <= 1):
+                raise ValueError
+        except (TypeError, ValueError):
+            return f"modality_correlations {corr!r} (a modalities x modalities matrix within -1..1)"
     return None
