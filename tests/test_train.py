@@ -199,3 +199,39 @@ def _records(run: Path) -> list[dict]:
     drop = ("seconds", "elapsed", "tune_seconds")
     return [{k: v for k, v in json.loads(line).items() if k not in drop}
             for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+ON_MAIN_WORKER = """
+import os, sys
+from pathlib import Path
+import torch.distributed as dist
+from gliomask.engine import distributed
+from gliomask.errors import GliomaskError
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+
+def save():  # rank 0 alone writes, and its disk is full
+    raise OSError(28, "No space left on device", "/run/last.pt")
+
+try:
+    distributed.on_main(save)
+    outcome = "went on"
+except (GliomaskError, OSError) as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+Path(sys.argv[1], f"rank{rank}.txt").write_text(outcome)
+dist.destroy_process_group()
+"""
+
+
+def test_an_error_on_rank_0_reaches_every_rank(tmp_path):
+    """Rank 0 fails while writing; rank 1 must stop with that error, not wait in the next collective."""
+    script = tmp_path / "worker.py"
+    script.write_text(ON_MAIN_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "rank0.txt").read_text().startswith("OSError")
+    rank1 = (tmp_path / "rank1.txt").read_text()
+    assert rank1.startswith("GliomaskError: rank 0 stopped") and "No space left on device" in rank1, rank1

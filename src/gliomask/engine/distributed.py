@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import torch
 import torch.distributed as dist
+
+from gliomask.errors import GliomaskError
 
 
 def init_distributed(device_kind: str) -> tuple[int, int, int]:
@@ -75,3 +78,28 @@ def all_gather_object(obj) -> list:
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def on_main(work: Callable[[], None]) -> None:
+    """Run ``work`` on rank 0 only (writing the run folder, a checkpoint) and tell every rank how it went.
+
+    An error there (a full disk, a read-only folder, a planted link) is raised on rank 0 as it is and
+    on every other rank as one GliomaskError, so that no rank is left waiting in the next collective
+    for a rank that has gone. Doubles as a barrier.
+    """
+    failure = None
+    if is_main():
+        try:
+            work()
+        except (GliomaskError, OSError) as exc:
+            if world_size() < 2:
+                raise
+            failure = exc
+    if world_size() < 2:
+        return
+    box = [None if failure is None else str(failure)]
+    dist.broadcast_object_list(box, src=0)
+    if failure is not None:
+        raise failure
+    if box[0] is not None:
+        raise GliomaskError(f"rank 0 stopped: {box[0]}")

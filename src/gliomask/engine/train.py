@@ -132,7 +132,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     for name in RUN_FILES:  # a planted link must not redirect a log or a checkpoint, nor leave half a run folder
         if (out / name).is_symlink():
             raise GliomaskError("a symbolic link where the run writes; remove it or choose another --out", out / name)
-    if main:
+    def write_run_folder() -> None:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         stale = remove_stale_temporaries(out)
@@ -145,7 +145,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                                       "data": str(Path(data).resolve()), "fold": fold})
         if weights_report is not None:
             say(out, f"weights {cfg.model.weights}: {weights_report.summary()}")
-    dist_utils.barrier()
+
+    dist_utils.on_main(write_run_folder)  # its failure stops every rank
 
     model.to(device)
     if world > 1 and tc.sync_bn:
@@ -293,7 +294,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                     f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
                     f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)")
         rng_per_rank = dist_utils.all_gather_object(rng_state())  # every rank takes part
-        if main:
+
+        def save_checkpoints() -> None:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                      "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_per_rank[0],
                      "rng_per_rank": rng_per_rank, "fold": fold,
@@ -306,7 +308,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
             save_checkpoint(payload, out / "last.pt")
             if finished:  # the final (averaged) weights with the post-processing chosen for them
                 save_checkpoint({k: v for k, v in payload.items() if k not in ("train_model", "ema")}, out / "best.pt")
-        dist_utils.barrier()
+
+        dist_utils.on_main(save_checkpoints)  # a full disk on rank 0 stops every rank, not rank 0 alone
         if epoch_end_hook is not None:
             epoch_end_hook(epoch)
         if stop:
