@@ -59,3 +59,22 @@ def test_folds_keep_every_timepoint_of_a_patient_together():
             assert not any(patient_of(o) == patient_of(cid) for f in others for o in f)
     single = [f"case{i}" for i in range(6)]  # one case per patient: folds as before, cases dealt round-robin
     assert sorted(len(f) for f in make_folds(single, [None] * 6, 3, seed=1)) == [2, 2, 2]
+
+
+def test_a_manifest_patient_column_keeps_a_patients_cases_in_one_fold(tmp_path):
+    """Two scans of one patient under unrelated ids (a manifest says whose they are): one fold, for every seed."""
+    from conftest import write_small_case
+    from gliomask.data.prepare import PrepareSettings, prepare
+
+    names = ["t1", "t1ce", "t2", "flair", "seg"]
+    rows = ["case,patient," + ",".join(names)]
+    for k in range(6):
+        folder = write_small_case(tmp_path / "data", f"scan{k}", seed=k)
+        patient = "P_A" if k in (0, 3) else f"P_{k}"  # scan0 and scan3: baseline and follow-up of one patient
+        rows.append(f"scan{k},{patient}," + ",".join(str(folder / f"scan{k}_{n}.nii.gz") for n in names))
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    for seed in range(4):
+        meta = prepare(tmp_path / "m.csv", tmp_path / f"prep{seed}", PrepareSettings(folds=5, seed=seed), progress=False)
+        (fold,) = [f for f in meta["folds"] if "scan0" in f]
+        assert "scan3" in fold and len(meta["folds"]) == 5, meta["folds"]
+        assert {c["case"]: c["patient"] for c in meta["cases"]}["scan3"] == "P_A"

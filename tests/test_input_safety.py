@@ -43,3 +43,27 @@ def test_evaluate_against_a_folder_of_segmentations_only(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ev" / "index.html").is_file() and (tmp_path / "ev" / "overlays" / "C1.png").is_file()
     assert "<h1>gliomask evaluation</h1>" in (tmp_path / "ev" / "index.html").read_text()  # not a case's caption
+
+
+def test_a_flat_folder_of_several_cases_files_is_read(tmp_path):
+    import shutil
+
+    from gliomask.data.prepare import PrepareSettings, prepare
+    from gliomask.io.brats import discover_cases
+
+    flat = tmp_path / "scans"
+    flat.mkdir()
+    for k, (case_id, sep, names) in enumerate([("A", "_", ("t1", "t1ce", "t2", "flair")),
+                                                ("B_x", "_", ("t1", "t1ce", "t2", "flair")),
+                                                ("BraTS-GLI-00001-000", "-", ("t1n", "t1c", "t2w", "t2f"))]):
+        labels = (0, 1, 2, 3) if sep == "-" else (0, 1, 2, 4)
+        folder = write_small_case(tmp_path / "src", case_id, seed=k, sep=sep, names=names, seg_labels=labels)
+        for f in folder.iterdir():
+            shutil.copy(f, flat / f.name)
+    cases = discover_cases(flat)
+    assert [c.case_id for c in cases] == ["A", "B_x", "BraTS-GLI-00001-000"]
+    assert [c.convention for c in cases] == ["brats2019", "brats2019", "brats2023"]
+    assert cases[1].images["t1ce"] == flat / "B_x_t1ce.nii.gz" and cases[1].seg == flat / "B_x_seg.nii.gz"
+    assert cases[2].images["flair"] == flat / "BraTS-GLI-00001-000-t2f.nii.gz"
+    meta = prepare(flat, tmp_path / "prep", PrepareSettings(folds=1), progress=False)
+    assert [c["case"] for c in meta["cases"]] == ["A", "B_x", "BraTS-GLI-00001-000"]

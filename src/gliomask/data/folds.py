@@ -8,14 +8,17 @@ from gliomask.errors import GliomaskError
 from gliomask.io.brats import patient_of
 
 
-def make_folds(case_ids: list[str], groups: list[str | None], k: int, seed: int) -> list[list[str]]:
+def make_folds(case_ids: list[str], groups: list[str | None], k: int, seed: int,
+               patients: list[str | None] | None = None) -> list[list[str]]:
     """Patient-level folds: patients shuffled with ``seed``, dealt round-robin within each group
-    (HGG/LGG, a patient's group being that of its first case); every case of a patient (the
-    timepoints of a BraTS 2023+ patient, :func:`patient_of`) lands in the patient's fold."""
+    (HGG/LGG, a patient's group being that of its first case); every case of a patient lands in the
+    patient's fold. A case's patient is ``patients[i]`` where given (a manifest's ``patient`` column),
+    else read from its id (the timepoints of a BraTS 2023+ patient, :func:`patient_of`)."""
+    patients = patients or [None] * len(case_ids)
     cases_of: dict[str, list[str]] = {}
     group_of: dict[str, str] = {}
-    for cid, g in sorted(zip(case_ids, groups), key=lambda cg: cg[0]):
-        patient = patient_of(cid)
+    for cid, g, given in sorted(zip(case_ids, groups, patients), key=lambda cgp: cgp[0]):
+        patient = given or patient_of(cid)
         cases_of.setdefault(patient, []).append(cid)
         group_of.setdefault(patient, g or "")
     if k > len(cases_of):

@@ -29,7 +29,7 @@ from gliomask.data.geometry import training_geometry
 from gliomask.data.plausibility import (case_problems, modality_correlations, report, swap_problems,
                                         swapped_modalities, typical_correlations)
 from gliomask.errors import GliomaskError
-from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities
+from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities, patient_of
 from gliomask.io.atomic import atomic_output_dir, save_array
 from gliomask.data.folds import make_folds
 from gliomask.data.prepared import FORMAT_VERSION, META_NAME
@@ -88,6 +88,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
     return {
         "case": case.case_id,
         "group": case.group,
+        "patient": case.patient or patient_of(case.case_id),
         "convention": case.convention,
         "sources": {m: str(Path(case.images[m]).resolve()) for m in settings.modalities},
         "seg_source": str(Path(case.seg).resolve()),
@@ -108,7 +109,8 @@ def _stable_int(text: str) -> int:
 
 def fingerprint(settings: PrepareSettings, cases: list[Case]) -> str:
     payload = json.dumps({"settings": asdict(settings), "format": FORMAT_VERSION,
-                          "cases": [[c.case_id, sorted(str(Path(p).resolve()) for p in c.images.values())] for c in cases]},
+                          "cases": [[c.case_id, sorted(str(Path(p).resolve()) for p in c.images.values())]
+                                    + ([c.patient] if c.patient else []) for c in cases]},
                          sort_keys=True, default=list)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -164,7 +166,8 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
             report([problem for case, m in zip(cases, metas) for problem in swap_problems(
                 case.images, swapped_modalities(m["modality_correlations"], typical, list(settings.modalities)),
                 "the other cases")], force)
-        folds = make_folds([m["case"] for m in metas], [m["group"] for m in metas], settings.folds, settings.seed)
+        folds = make_folds([m["case"] for m in metas], [m["group"] for m in metas], settings.folds, settings.seed,
+                           patients=[m["patient"] for m in metas])
         meta = {
             "format": FORMAT_VERSION,
             "gliomask_version": __version__,

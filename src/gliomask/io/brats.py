@@ -68,6 +68,7 @@ class Case:
     seg: Path | None
     convention: str = "brats2019"
     group: str | None = None  # HGG / LGG where the folder says so
+    patient: str | None = None  # a manifest's ``patient`` column; else :func:`patient_of` reads the id
 
     @property
     def folder(self) -> Path | None:
@@ -180,6 +181,21 @@ def _case_from_folder(folder: Path) -> Case | None:
     return None
 
 
+def _flat_cases(folder: Path) -> list[Case]:
+    """Several cases' files side by side in one folder (``A_t1.nii.gz A_flair.nii.gz B_t1.nii.gz ...``,
+    or 2023 names): grouped by the id before the modality suffix."""
+    cases = []
+    for name, conv in CONVENTIONS.items():
+        suffixes = "|".join(sorted([*conv["suffix"].values(), "seg"], key=len, reverse=True))
+        pattern = re.compile(rf"^(.+?){re.escape(conv['sep'])}({suffixes})\.nii(\.gz)?$")
+        ids = sorted({m.group(1) for f in folder.iterdir() if f.is_file() and (m := pattern.match(f.name))})
+        for case_id in ids:
+            images = {mod: _find_file(folder, f"{case_id}{conv['sep']}{suf}") for mod, suf in conv["suffix"].items()}
+            seg = _find_file(folder, f"{case_id}{conv['sep']}seg")
+            cases.append(Case(check_case_id(case_id, folder), {m: p for m, p in images.items() if p is not None}, seg, name))
+    return cases
+
+
 def _cases_from_manifest(csv_path: Path) -> list[Case]:
     try:
         with open(csv_path, newline="") as fh:
@@ -201,7 +217,9 @@ def _cases_from_manifest(csv_path: Path) -> list[Case]:
         labels = (row.get("labels") or "brats2019").strip()
         if labels not in CONVENTIONS:
             raise GliomaskError(f"unknown label convention {labels!r} for case {row['case']}", csv_path)
-        cases.append(Case(check_case_id(row["case"].strip(), csv_path), images, (csv_path.parent / seg.strip()).resolve() if seg else None, labels))
+        patient = (row.get("patient") or "").strip() or None  # timepoints of one patient share a fold
+        cases.append(Case(check_case_id(row["case"].strip(), csv_path), images,
+                          (csv_path.parent / seg.strip()).resolve() if seg else None, labels, patient=patient))
     return cases
 
 
@@ -225,7 +243,8 @@ def check_case_id(case_id: str, source: Path) -> str:
 
 
 def discover_cases(root: str | Path) -> list[Case]:
-    """Find cases under ``root``: a BraTS folder (flat, or HGG/ LGG/), one case folder, or a manifest CSV.
+    """Find cases under ``root``: a BraTS folder (case folders, perhaps under HGG/ LGG/), one case folder,
+    an nnU-Net images folder, a folder of several cases' files side by side, or a manifest CSV.
 
     Cases come back sorted by id; duplicated ids are an error.
     """
@@ -247,6 +266,8 @@ def discover_cases(root: str | Path) -> list[Case]:
                 case = _case_from_folder(folder)
                 if case is not None:
                     cases.append(case)
+            if not cases:  # no case folders: perhaps every case's files side by side
+                cases = _flat_cases(root)
     elif not root.exists():
         raise GliomaskError("no such file or folder", root)
     else:
