@@ -406,8 +406,12 @@ def test_predict_takes_the_files_of_one_case(checkpoint, tmp_path):
     result = run_cli("predict", *[x for m, f in files.items() for x in (f"--{m}", f)], "-o", tmp_path / "files",
                      "-m", checkpoint, "--no-overlays", "--quiet")
     assert result.returncode == 0, result.stderr
+    (tmp_path / "folder").mkdir()
+    stale = tmp_path / "folder" / ".case_f_seg.nii.gz.k3j9x2.tmp.nii.gz"  # as a kill -9 mid-save leaves it
+    stale.write_bytes(b"half a file")
     folder_run = run_cli("predict", "-i", folder, "-o", tmp_path / "folder", "-m", checkpoint, "--no-overlays", "--quiet")
     assert folder_run.returncode == 0, folder_run.stderr
+    assert not stale.exists() and "removed 1 unfinished temporary file" in folder_run.stderr and stale.name in folder_run.stderr
     a = np.asarray(nib.load(str(tmp_path / "files" / "case_f_seg.nii.gz")).dataobj)
     b = np.asarray(nib.load(str(tmp_path / "folder" / "case_f_seg.nii.gz")).dataobj)
     assert np.array_equal(a, b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from gliomask.errors import GliomaskError
 from gliomask.inference.predictor import Predictor
+from gliomask.io.atomic import remove_stale_temporaries
 from gliomask.io.brats import Case, check_output_folder, discover_cases, select_cases
 from gliomask.io.lesion_table import FRAMES, case_totals, write_lesion_report
 from gliomask.io.nifti import save_like
@@ -56,6 +58,11 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     cases = cases[rank::world]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if world == 1:  # (under torchrun another rank may be writing its own temporary file there now)
+        stale = remove_stale_temporaries(out)
+        if stale:
+            print(f"gliomask: removed {len(stale)} unfinished temporary file(s) left in {out} by an interrupted "
+                  f"run: {', '.join(p.name for p in stale)}", file=sys.stderr, flush=True)
     results = []
     for case in progress_bar(cases, desc="predict", enabled=progress):
         loaded = predictor.load(case)
