@@ -132,6 +132,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     for name in RUN_FILES:  # a planted link must not redirect a log or a checkpoint, nor leave half a run folder
         if (out / name).is_symlink():
             raise GliomaskError("a symbolic link where the run writes; remove it or choose another --out", out / name)
+
     def write_run_folder() -> None:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
