@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from gliomask.errors import GliomaskError
+from gliomask.io.nifti import spacing_of
 
 SPACING_TOLERANCE = 0.10  # relative; BraTS's 1 mm grid against 0.9-1.1 mm passes unresampled
 
@@ -22,11 +23,6 @@ SPACING_TOLERANCE = 0.10  # relative; BraTS's 1 mm grid against 0.9-1.1 mm passe
 def orientation_of(affine: np.ndarray) -> str:
     """Axis codes of an affine's voxel axes, e.g. "LPS" for BraTS, "RAS" for nibabel's canonical."""
     return "".join(nib.aff2axcodes(np.asarray(affine, dtype=float)))
-
-
-def spacing_of(affine: np.ndarray) -> np.ndarray:
-    """Voxel size in mm along each voxel axis (column norms of the affine)."""
-    return np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
 
 
 def training_geometry(cases: list[dict]) -> dict:

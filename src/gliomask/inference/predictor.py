@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gliomask.config import load_config
-from gliomask.data.geometry import ModelGrid, spacing_of
+from gliomask.data.geometry import ModelGrid
+from gliomask.io.nifti import spacing_of
 from gliomask.data.plausibility import case_problems, report
 from gliomask.data.planes import AXES, plane_dim
 from gliomask.data.preprocess import Preprocessed, preprocess

@@ -66,3 +66,9 @@ def write_image(img: nib.Nifti1Image, path: Path) -> None:
     if str(path).endswith(".gz"):
         raw = _gzip.compress(raw, compresslevel=1, mtime=0)
     Path(path).write_bytes(raw)
+
+
+def spacing_of(affine: np.ndarray) -> np.ndarray:
+    """Voxel size in mm along each voxel axis (column norms of the affine; the header's zooms can
+    disagree with an affine that was edited without them)."""
+    return np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
+from gliomask.io.nifti import spacing_of
+
 PLANES = ("axial", "coronal", "sagittal")
 RAS_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # the RAS axis a plane cuts across
 # Screen letters (left, right, top, bottom) per plane.
@@ -24,7 +26,7 @@ class RasVolume:
         affine = np.asarray(affine, dtype=float)
         self.affine = affine
         self.ornt = nib.orientations.io_orientation(affine)
-        zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+        zooms = spacing_of(affine)
         self.spacing = np.empty(3)
         self.spacing[self.ornt[:, 0].astype(int)] = zooms
         self.shape = tuple(int(s) for s in shape[:3])
