@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gliomask.cli.common import fold_cases
+from gliomask.cli.common import FORCE_HELP, fold_cases
 
 
 def register(sub) -> None:
@@ -39,9 +39,7 @@ def register(sub) -> None:
                    help="only the validation patients of --fold in this prepared folder")
     p.add_argument("--fold", type=int, default=0, help="fold for --fold-of (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines (per-case lines still print)")
-    p.add_argument("--force", action="store_true",
-                   help="go on with inputs flagged as implausible (non-zero background, blank modality, one image "
-                        "under two names), with a warning each (default: refuse)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=run)
 
 

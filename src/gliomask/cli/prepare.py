@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gliomask.cli.common import FORCE_HELP
 from gliomask.utils import default_workers
 
 
@@ -21,9 +22,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fold split and of the negatives kept")
     p.add_argument("--workers", type=int, default=default_workers(), help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
-    p.add_argument("--force", action="store_true",
-                   help="go on with cases flagged as implausible (non-zero background, blank modality, one image "
-                        "under two names), with a warning each (default: refuse)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=run)
 
 

@@ -13,12 +13,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from gliomask.evaluation.lesionwise import lesionwise
 from gliomask.data.dataset import context_stack
 from gliomask.engine import distributed as dist_utils
-from gliomask.evaluation.metrics import bounding_box, dice
+from gliomask.evaluation.lesionwise import lesionwise
+from gliomask.evaluation.metrics import dice
 from gliomask.inference.core import PostProcessing, regions_from_probabilities, volume_outputs
 from gliomask.labels import REGION_NAMES, regions_from_labels
+from gliomask.utils import bounding_box
 
 REGION_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
 SEARCH = (  # (field, candidates, region index judged or None for the mean of the three)

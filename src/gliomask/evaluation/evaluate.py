@@ -14,13 +14,13 @@ from gliomask.errors import GliomaskError
 
 from gliomask.evaluation.detection import average_precision, froc, match_lesions, median_true_lesion_score
 from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, lesionwise, matched_counts
-from gliomask.evaluation.metrics import STANDARDS, bounding_box, region_metrics
+from gliomask.evaluation.metrics import STANDARDS, region_metrics
 from gliomask.io.atomic import atomic_path
 from gliomask.io.brats import (Case, check_output_folder, check_same_grid, convert_labels, discover_cases, read_labels,
                                select_cases)
 from gliomask.io.nifti import read_nifti
 from gliomask.labels import REGION_NAMES, regions_from_labels
-from gliomask.utils import progress_bar, write_json
+from gliomask.utils import bounding_box, progress_bar, write_json
 
 CROP_PAD = DILATION_ITERATIONS * 2 + 2  # beyond lesionwise's own box padding
 METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")

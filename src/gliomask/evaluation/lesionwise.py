@@ -22,7 +22,8 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from gliomask.evaluation.metrics import bounding_box, dice, hd95
+from gliomask.evaluation.metrics import dice, hd95
+from gliomask.utils import bounding_box
 
 LESION_MISS_HD95 = 374.0
 DILATION_ITERATIONS = 3

@@ -25,7 +25,7 @@ import surface_distance.lookup_tables
 from scipy import ndimage
 from surface_distance import compute_robust_hausdorff, compute_surface_distances
 
-from gliomask.utils import bounding_box  # noqa: F401  (re-exported: metrics crop to it)
+from gliomask.utils import bounding_box
 
 # surface-distance rebuilds its 256-entry surfel-area table on every call (~8 ms); the table depends on
 # the spacing only, so it is built once per spacing. Same numbers, fewer seconds per case.

@@ -162,22 +162,31 @@ def case_from_files(files: dict[str, Path], case_id: str | None = None, conventi
     name = first.name
     for suffix in NIFTI_SUFFIXES:
         name = name[: -len(suffix)] if name.endswith(suffix) else name
-    case_id = check_case_id(case_id or re.sub(r"[_-](t1|t1ce|t1n|t1c|t2|t2w|t2f|flair|0000)$", "", name), first)
+    suffixes = "|".join(sorted({s for conv in CONVENTIONS.values() for s in conv["suffix"].values()}, key=len, reverse=True))
+    case_id = check_case_id(case_id or re.sub(rf"[_-]({suffixes}|0000)$", "", name), first)
     for mod, path in files.items():
         if not Path(path).is_file():
             raise GliomaskError(f"{mod} file not found", path)
     return Case(case_id, {m: Path(p) for m, p in files.items()}, None, convention)
 
 
+def _named_case(folder: Path, case_id: str, convention: str) -> Case | None:
+    """The files ``<case_id><sep><suffix>`` of ``convention`` in ``folder`` as a Case; None when there are none."""
+    conv = CONVENTIONS[convention]
+    images = {mod: _find_file(folder, f"{case_id}{conv['sep']}{suf}") for mod, suf in conv["suffix"].items()}
+    seg = _find_file(folder, f"{case_id}{conv['sep']}seg")
+    if not any(images.values()) and seg is None:
+        return None
+    return Case(case_id, {m: p for m, p in images.items() if p is not None}, seg, convention)
+
+
 def _case_from_folder(folder: Path) -> Case | None:
     """A folder is a case when it holds ``<folder name>_<modality>`` or ``-<modality>`` NIfTI files."""
-    case_id = folder.name
-    for name, conv in CONVENTIONS.items():
-        images = {mod: _find_file(folder, f"{case_id}{conv['sep']}{suf}") for mod, suf in conv["suffix"].items()}
-        seg = _find_file(folder, f"{case_id}{conv['sep']}seg")
-        if any(images.values()) or seg is not None:
-            group = folder.parent.name if folder.parent.name in ("HGG", "LGG") else None
-            return Case(case_id, {m: p for m, p in images.items() if p is not None}, seg, name, group)
+    for name in CONVENTIONS:
+        case = _named_case(folder, folder.name, name)
+        if case is not None:
+            case.group = folder.parent.name if folder.parent.name in ("HGG", "LGG") else None
+            return case
     return None
 
 
@@ -189,10 +198,7 @@ def _flat_cases(folder: Path) -> list[Case]:
         suffixes = "|".join(sorted([*conv["suffix"].values(), "seg"], key=len, reverse=True))
         pattern = re.compile(rf"^(.+?){re.escape(conv['sep'])}({suffixes})\.nii(\.gz)?$")
         ids = sorted({m.group(1) for f in folder.iterdir() if f.is_file() and (m := pattern.match(f.name))})
-        for case_id in ids:
-            images = {mod: _find_file(folder, f"{case_id}{conv['sep']}{suf}") for mod, suf in conv["suffix"].items()}
-            seg = _find_file(folder, f"{case_id}{conv['sep']}seg")
-            cases.append(Case(check_case_id(case_id, folder), {m: p for m, p in images.items() if p is not None}, seg, name))
+        cases += [_named_case(folder, check_case_id(case_id, folder), name) for case_id in ids]
     return cases
 
 
