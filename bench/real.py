@@ -1,85 +1,235 @@
-"""The real development set: four expert-labelled glioma patients (FLAIR + T1ce), two folds.
+"""Cross-validation over every real patient we have: nine expert-labelled gliomas, patient folds.
 
-    python bench/real.py [--data ../shared/data/brats2013_real] [--folds 0 1] [--minutes 28] [--out bench/out/real]
+    python bench/real.py [--data DIR ...] [--folds 3] [--minutes 22] [--out bench/out/real] [key=value ...]
 
-Prepares the patients with ``--modalities flair,t1ce --folds 4`` and, per fold, trains with the
-documented CPU recipe (``configs/cpu_light.yaml``, ``train.max_minutes``), then predicts the fold's
-validation patient with the checkpoint and scores it with `gliomask evaluate`'s code.
+The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
+FLAIR, and ../shared/data/brats2013_real, four BRATS 2013 patients with FLAIR and T1ce only) are prepared
+together with all four modalities (``--allow-missing``: a BRATS 2013 patient's T1 and T2 channels are
+zero and flagged absent) and split into patient folds stratified by set (`cross_validation_splits`). Per
+fold, one model is trained on the other folds with the documented CPU recipe (``configs/cpu_light.yaml``,
+``train.max_minutes``), then every held-out patient is predicted from its files (the `Predictor`, as
+`gliomask predict` does) with each subset of its modalities: its own set, FLAIR + T1ce, T1ce alone and
+FLAIR alone.
 
-Honesty of the figures: with four patients, a fold trains on three and validates on the fourth. The
-"default settings" row is that patient at fixed post-processing and the final epoch: it chose nothing.
-The "tuned" rows are the same patient after the post-processing search on it: tuning figures, not
-results. Skips with a message when the folder is absent (a user's clone has no ../shared).
+Who chose what, so that every reported figure is on patients that chose nothing:
+- ``fixed`` rows: the post-processing defaults of the config; no patient chose anything.
+- ``cross-fitted`` rows: the post-processing search (`tune_postprocessing`, as training runs it) on the
+  held-out predictions of the *other* folds, applied to this fold: each patient's figures come from
+  settings it took no part in choosing (nnU-Net chooses its post-processing on out-of-fold predictions).
+- ``+ enclosed centres`` rows: the fixed defaults with ``fill_holes`` on (centres enclosed by tumour
+  core join it), to measure that rule alone.
+Dice follows the BraTS rules (an empty region predicted empty scores 1, anything else 0).
+
+Held-out outputs are cached per fold (``outputs_fold<k>.npz``), so ``--skip-training`` rescores a run.
+Skips with a message when no real set is here (a user's clone has no ../shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SUBSETS = {"own": None, "flair+t1ce": ("flair", "t1ce"), "t1ce": ("t1ce",), "flair": ("flair",)}
+REGIONS = ("WT", "TC", "ET")
+
+
+def gather(data_dirs: list[Path], out: Path) -> tuple[Path, dict[str, str]]:
+    """One BraTS folder of symbolic links to every case file of ``data_dirs``; {case id: set name}."""
+    from gliomask.io.brats import discover_cases
+
+    root = out / "data"
+    if root.exists():
+        shutil.rmtree(root)
+    sets = {}
+    for data in data_dirs:
+        for case in discover_cases(data):
+            folder = root / case.case_id
+            folder.mkdir(parents=True)
+            for path in [*case.images.values(), case.seg]:
+                (folder / Path(path).name).symlink_to(Path(path).resolve())
+            sets[case.case_id] = data.name
+    return root, sets
+
+
+def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str]) -> dict[str, dict]:
+    """Per held-out case and modality subset: (Float16 probabilities, Float16 scores, Bool reference)
+    cropped to the tumour's neighbourhood, through the same `Predictor.detect` as `gliomask predict`."""
+    from gliomask.engine.validate import REGION_CANDIDATES
+    from gliomask.inference.predictor import Predictor
+    from gliomask.io.brats import discover_cases, load_case
+    from gliomask.labels import regions_from_labels
+    from gliomask.utils import bounding_box
+
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    cases = {c.case_id: c for c in discover_cases(data)}
+    result = {}
+    for cid in case_ids:
+        loaded = load_case(cases[cid], predictor.modalities, allow_missing=True)
+        for name, subset in SUBSETS.items():
+            present = loaded.present if subset is None else tuple(m for m in predictor.modalities if m in subset)
+            if not set(present) <= set(loaded.present):
+                continue  # a BRATS 2013 patient has no T2 to hide
+            if subset is not None and set(present) == set(loaded.present):
+                name_own = "own"  # FLAIR + T1ce of a BRATS 2013 patient is its own set: computed once
+                if name_own in result.get(cid, {}):
+                    result[cid][name] = result[cid][name_own]
+                    continue
+            images = np.where(np.isin(np.array(predictor.modalities), present)[:, None, None, None], loaded.images, 0)
+            t0 = time.monotonic()
+            prob, scores, pre = predictor.detect(images.astype(np.float32), present)
+            ref = pre.to_slices(regions_from_labels(loaded.seg))
+            lowest = min(min(REGION_CANDIDATES), *predictor.post.region_thresholds)
+            box = bounding_box((prob.max(axis=0) >= lowest) | ref.any(axis=0)) or tuple(slice(0, 1) for _ in ref.shape[1:])
+            result.setdefault(cid, {})[name] = (prob[(slice(None), *box)].astype(np.float16),
+                                                scores[box].astype(np.float16), ref[(slice(None), *box)])
+            print(f"  {cid} [{name}: {', '.join(present)}] {time.monotonic() - t0:.1f} s", flush=True)
+    return result
+
+
+def save_outputs(path: Path, outputs: dict) -> None:
+    arrays = {f"{cid}|{sub}|{i}": a for cid, subs in outputs.items() for sub, parts in subs.items()
+              for i, a in enumerate(parts)}
+    np.savez_compressed(path, **arrays)
+
+
+def load_outputs(path: Path) -> dict:
+    out: dict = {}
+    with np.load(path) as z:
+        for key in z.files:
+            cid, sub, i = key.split("|")
+            out.setdefault(cid, {}).setdefault(sub, [None] * 3)[int(i)] = z[key]
+    return {cid: {sub: tuple(parts) for sub, parts in subs.items()} for cid, subs in out.items()}
+
+
+def case_dice(output, post) -> list[float]:
+    from gliomask.evaluation.metrics import dice
+    from gliomask.inference.core import regions_from_probabilities
+
+    prob, scores, ref = output
+    pred = regions_from_probabilities(prob.astype(np.float32), scores.astype(np.float32), post)
+    return [dice(pred[r], ref[r]) for r in range(3)]
+
+
+def summary_rows(per_case: dict, sets: dict[str, str], label: str, subset: str, chose: str) -> list[dict]:
+    """Mean, min and max per region over all patients and per real set."""
+    rows = []
+    groups = {"all real": sorted(per_case), **{s: sorted(c for c in per_case if sets[c] == s) for s in sorted(set(sets.values()))}}
+    for group, cids in groups.items():
+        cids = [c for c in cids if c in per_case]
+        if not cids:
+            continue
+        values = np.array([per_case[c] for c in cids])
+        row = {"post-processing": label, "modalities": subset, "patients": f"{group} ({len(cids)})"}
+        for r, name in enumerate(REGIONS):
+            row[f"{name} mean"] = round(float(values[:, r].mean()), 3)
+            row[f"{name} min-max"] = f"{values[:, r].min():.2f}-{values[:, r].max():.2f}"
+        row["who chose"] = chose
+        rows.append(row)
+    return rows
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "brats2013_real")
-    ap.add_argument("--folds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--minutes", type=float, default=28.0, help="train.max_minutes per fold (whole run)")
+    ap.add_argument("--data", type=Path, nargs="+",
+                    default=[SHARED / "brats2021_real", SHARED / "brats2013_real"])
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the patient folds")
+    ap.add_argument("--minutes", type=float, default=22.0, help="train.max_minutes per fold (whole run)")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu_light.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
+    ap.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (others must be cached)")
+    ap.add_argument("--skip-training", action="store_true", help="rescore the cached held-out outputs")
     ap.add_argument("overrides", nargs="*", help="extra key=value settings for training")
     args = ap.parse_args()
-    if not args.data.is_dir():
-        print(f"skipped: the real development set is not here ({args.data})")
+    data_dirs = [d for d in args.data if d.is_dir()]
+    if not data_dirs:
+        print(f"skipped: no real set is here ({', '.join(map(str, args.data))})")
         return 0
 
-    from gliomask.data.prepare import PrepareSettings, prepare
-
-    from gliomask.data.prepared import Prepared
     from gliomask.config import load_config
+    from gliomask.data.folds import cross_validation_splits
+    from gliomask.data.prepare import PrepareSettings, prepare
     from gliomask.engine.train import train
-    from gliomask.evaluation.evaluate import evaluate_folders
-    from gliomask.inference.predict import predict_cases
+    from gliomask.engine.validate import tune_postprocessing
+    from gliomask.inference.core import PostProcessing
 
     args.out.mkdir(parents=True, exist_ok=True)
+    data, sets = gather(data_dirs, args.out)
     prepared_dir = args.out / "prepared"
-    prepare(args.data, prepared_dir, PrepareSettings(modalities=("flair", "t1ce"), folds=4), workers=2, progress=False)
-    prepared = Prepared.open(prepared_dir)
-    rows = []
-    for fold in args.folds:
-        train_ids, val_ids = prepared.split(fold)
-        run = args.out / f"fold{fold}"
-        if run.exists():
-            shutil.rmtree(run)
-        cfg = load_config(ROOT / "configs" / "cpu_light.yaml", [f"train.max_minutes={args.minutes}", *args.overrides])
-        t0 = time.monotonic()
-        summary = train(prepared_dir, run, cfg, fold=fold, progress=False, command_line=sys.argv)
-        wall = time.monotonic() - t0
-        val = summary["validation"]
-        preds = args.out / f"pred_fold{fold}"
-        if preds.exists():
-            shutil.rmtree(preds)
-        predict_cases(args.data, preds, run / "best.pt", case_ids=val_ids, overlays=True, progress=False)
-        _, metrics = evaluate_folders(preds, args.data, args.out / f"eval_fold{fold}", case_ids=val_ids, progress=False)
-        base = {"fold": fold, "validation patient": ",".join(val_ids), "trained on": len(train_ids),
-                "steps": summary["steps"], "wall min": round(wall / 60, 1),
-                "val+tune share": round(summary["val_seconds"] / max(summary["seconds"], 1e-9), 3)}
-        rows.append({**base, "figures": "default settings (chose nothing)",
-                     **{f"{r} Dice": round(val[f"dice_{r}"], 3) for r in ("WT", "TC", "ET")}})
-        rows.append({**base, "figures": "tuned on this patient",
-                     **{f"{r} Dice": round(val["tuned"][f"dice_{r}"], 3) for r in ("WT", "TC", "ET")}})
-        rows.append({**base, "figures": "predict + evaluate, tuned (tuning patient)",
-                     **{f"{r} Dice": round(metrics[f"dice_{r}"]["mean"], 3) for r in ("WT", "TC", "ET")},
-                     **{f"{r} HD95": round(metrics[f"hd95_{r}"]["mean"], 2) for r in ("WT", "TC", "ET")}})
-        post = json.dumps({k: v for k, v in __import__("torch").load(run / "best.pt", weights_only=True)["postprocessing"].items()})
-        print(f"fold {fold}: post-processing chosen on {','.join(val_ids)}: {post}", flush=True)
-    emit("real", rows, args.out)
+    prepare(data, prepared_dir, PrepareSettings(folds=args.folds, allow_missing=True), workers=2, progress=False)
+    ids = sorted(sets)
+    splits = cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)
+    overrides = [f"train.max_minutes={args.minutes}", "infer.tune=false", "train.val_every=1000", *args.overrides]
+    cfg = load_config(args.config, overrides)
+    default_post = PostProcessing.from_config(cfg.infer)
+    outputs: dict[int, dict] = {}
+    runs = []
+    for k, (train_ids, val_ids) in enumerate(splits):
+        cache = args.out / f"outputs_fold{k}.npz"
+        run = args.out / f"fold{k}"
+        if not args.skip_training and (args.only_folds is None or k in args.only_folds):
+            if run.exists():
+                shutil.rmtree(run)
+            print(f"fold {k}: training on {', '.join(train_ids)}; held out {', '.join(val_ids)}", flush=True)
+            t0 = time.monotonic()
+            summary = train(prepared_dir, run, load_config(args.config, overrides), fold=None, split=(train_ids, val_ids),
+                            progress=False, command_line=sys.argv)
+            wall = time.monotonic() - t0
+            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids)
+            save_outputs(cache, outputs[k])
+            runs.append({"fold": k, "held out": ", ".join(val_ids), "trained on": len(train_ids),
+                         "steps": summary["steps"], "train+val min": round(wall / 60, 1),
+                         "predict+score min": round((time.monotonic() - t0 - wall) / 60, 1)})
+            (args.out / f"run_fold{k}.json").write_text(json.dumps(runs[-1]))
+        else:
+            outputs[k] = load_outputs(cache)
+            if (args.out / f"run_fold{k}.json").is_file():
+                runs.append(json.loads((args.out / f"run_fold{k}.json").read_text()))
+
+    rows, chosen = [], {}
+    for subset in SUBSETS:
+        fixed, holes, crossfit = {}, {}, {}
+        for k, fold_out in outputs.items():
+            # cross-fitting: the search sees only the other folds' held-out patients (their own modalities)
+            others = [subs["own"] for j, o in outputs.items() if j != k for subs in o.values()]
+            if subset == "own":
+                chosen[k], _ = tune_postprocessing(others, default_post)
+            for cid, subs in fold_out.items():
+                if subset not in subs:
+                    continue
+                fixed[cid] = case_dice(subs[subset], default_post)
+                holes[cid] = case_dice(subs[subset], replace(default_post, fill_holes=True))
+                crossfit[cid] = case_dice(subs[subset], chosen[k])
+        rows += summary_rows(fixed, sets, "fixed (config defaults)", subset, "nobody")
+        rows += summary_rows(holes, sets, "fixed + enclosed centres", subset, "nobody")
+        rows += summary_rows(crossfit, sets, "cross-fitted", subset, "the other folds' patients")
+        if subset == "own":
+            per_patient = [{"patient": c, "set": sets[c], **{f"{n} fixed": round(fixed[c][i], 3) for i, n in enumerate(REGIONS)},
+                            **{f"{n} cross-fitted": round(crossfit[c][i], 3) for i, n in enumerate(REGIONS)}}
+                           for c in sorted(fixed)]
+    emit("real_cv_runs", runs, args.out)
+    emit("real_cv_patients", per_patient, args.out)
+    emit("real_cv", rows, args.out)
+    for k, post in chosen.items():
+        print(f"fold {k}: cross-fitted post-processing (chosen on the other folds' patients): "
+              f"{json.dumps({key: v for key, v in asdict(post).items() if v is not None})}")
+    (args.out / "real_cv_settings.json").write_text(json.dumps(
+        {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
+         "config": str(args.config), "overrides": overrides, "threads": os.environ.get("OMP_NUM_THREADS"),
+         "cross_fitted": {k: asdict(p) for k, p in chosen.items()}}, indent=1, default=list))
     return 0
 
 

@@ -31,6 +31,7 @@ class ModelConfig:
     detector: str = "lesions"  # lesions: one class, whole-tumour lesions as objects | scheme: the prepared classes
     context: int = 1  # neighbouring slices per side as extra input channels (2.5-D)
     planes: typing.List[str] = field(default_factory=list)  # slicing planes trained and fused; [] = the prepared axis
+    modality_flags: bool = True  # one input channel per modality saying whether it is there: any subset predicts
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     workers: int = 1
     negative_share: float = 0.15  # share of tumour-free slices in each epoch
     augment: bool = True
+    modality_dropout: float = 0.2  # share of slices that hide a random subset of their modalities (model.modality_flags)
     ema_decay: float = 0.998  # weights averaged over ~1/(1-decay) steps for validation and checkpoints; 0 = off
     val_every: int = 1
     val_share: float = 0.1  # validation during training may take at most this share of wall time
@@ -70,6 +72,7 @@ class InferConfig:
     min_component_voxels: int = 20  # smaller 3-D components of a region are removed
     min_lesion_score: float = 0.5  # a 3-D lesion needs one detection at least this confident
     min_case_et_voxels: int = 0  # less ET in a whole case is relabelled core
+    fill_holes: bool = False  # centres enclosed by tumour core join it
     tune: bool = True  # choose the post-processing above on the validation fold at the end of training
     batch_size: int = 8
 
@@ -138,6 +141,8 @@ def _merge(obj, data: dict, source: str, prefix: str) -> None:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> Config:
     """Defaults, then ``base`` (e.g. a checkpoint's config), then a YAML file, then ``key=value`` overrides."""
+    if base and isinstance(base.get("model"), dict) and "modality_flags" not in base["model"]:
+        base = {**base, "model": {**base["model"], "modality_flags": False}}  # saved before 0.2: no flag channels
     cfg = Config.from_dict(base or {}, "checkpoint") if base else Config()
     if path is not None:
         path = Path(path)
@@ -170,7 +175,7 @@ RANGES = {
     "train.lr": (0, None, False, None), "train.momentum": (0, 1, True, False), "train.weight_decay": (0, None, True, None),
     "train.warmup_steps": (0, None, True, None), "train.min_lr_ratio": (0, 1, True, True),
     "train.clip_grad_norm": (0, None, True, None), "train.workers": (0, None, True, None),
-    "train.negative_share": (0, 1, True, False), "train.ema_decay": (0, 1, True, False),
+    "train.negative_share": (0, 1, True, False), "train.modality_dropout": (0, 1, True, False), "train.ema_decay": (0, 1, True, False),
     "train.val_every": (1, None, True, None), "train.val_share": (0, 1, True, True), "train.log_every": (1, None, True, None),
     "train.threads": (1, None, True, None), "infer.mask_threshold": (0, 1, True, True),
     "infer.default_score_threshold": (0, 1, True, True), "infer.min_lesion_score": (0, 1, True, True),
@@ -224,6 +229,8 @@ HELP = {
     "model.detector": "lesions: one class, whole-tumour lesions as objects; scheme: the prepared classes",
     "model.context": "neighbouring slices per side added as input channels (2.5-D)",
     "model.planes": "slicing planes trained and fused at prediction; [] = the prepared axis only",
+    "model.modality_flags": "one input channel per modality saying whether it is present, so that one model "
+                            "predicts from any subset of its modalities (a case without T2, say)",
     "train.epochs": "passes over the training slices (the schedule follows max_minutes when set)",
     "train.max_minutes": "wall-clock training budget in minutes; none = no budget",
     "train.max_steps_per_epoch": "cap on an epoch's steps (quick runs); none = the whole epoch",
@@ -239,6 +246,8 @@ HELP = {
     "train.workers": "DataLoader worker processes per training process",
     "train.negative_share": "share of tumour-free slices in each epoch",
     "train.augment": "flips, rotations, scaling and intensity augmentation",
+    "train.modality_dropout": "share of training slices that hide a random subset of their modalities "
+                              "(needs model.modality_flags)",
     "train.ema_decay": "exponential moving average of the weights for validation and checkpoints; 0 = off",
     "train.val_every": "validate every this many epochs",
     "train.val_share": "validation may take at most this share of the wall time",
@@ -255,6 +264,7 @@ HELP = {
     "infer.min_component_voxels": "smaller 3-D components of a region are removed",
     "infer.min_lesion_score": "a 3-D lesion needs one detection at least this confident",
     "infer.min_case_et_voxels": "less enhancing tumour in a whole case is relabelled tumour core",
+    "infer.fill_holes": "centres enclosed by tumour core (or whole tumour) join it, in 3-D and slice by slice",
     "infer.tune": "choose the post-processing on the validation fold at the end of training",
     "infer.batch_size": "slices per forward pass at prediction",
 }

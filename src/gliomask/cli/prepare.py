@@ -13,6 +13,9 @@ def register(sub) -> None:
     p.add_argument("--brats", required=True, type=Path, help="BraTS folder, case folder or manifest .csv")
     p.add_argument("--out", required=True, type=Path, help="folder to create")
     p.add_argument("--modalities", default="t1,t1ce,t2,flair", help="input channels, in this order")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="cases may lack some of --modalities (e.g. BraTS 2013's FLAIR + T1ce beside four-modality "
+                        "cases): their channels are zero and marked absent; train a model that reads the marks")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial", help="slicing plane")
     p.add_argument("--scheme", choices=["regions", "labels", "whole"], default="regions",
                    help="instance classes: regions (WT, TC, ET), labels (BraTS labels) or whole (WT only)")
@@ -31,7 +34,7 @@ def run(args) -> int:
 
     settings = PrepareSettings(modalities=args.modalities, axis=args.axis, scheme=args.scheme,
                                min_area=args.min_area, negative_fraction=args.negatives,
-                               folds=args.folds, seed=args.seed)
+                               folds=args.folds, seed=args.seed, allow_missing=args.allow_missing)
     meta = prepare(args.brats, args.out, settings, workers=args.workers, progress=not args.quiet, force=args.force)
     n_slices = sum(len(c["slices"]) for c in meta["cases"])
     print(f"prepared {len(meta['cases'])} cases, {n_slices} slices, {len(meta['folds'])} folds "

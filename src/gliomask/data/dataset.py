@@ -26,12 +26,21 @@ class PreparedSlices(Dataset):
     neighbouring slices on each side stacked as extra channels (2.5-D input); ``planes`` the slicing
     planes (default: the prepared axis). Slices of another plane are its tumour slices plus the
     prepared share of tumour-free brain slices, chosen per case with the prepared seed.
+
+    ``modality_flags`` appends one constant channel per modality (1 present, 0 absent: see
+    `with_modality_flags`), so ``image`` has C more channels; a modality the case lacks (prepared with
+    ``allow_missing``) is zero and flagged absent. ``modality_dropout`` is the share of slices on which
+    a random non-empty subset of the present modalities is kept and the rest zeroed and flagged absent
+    (after augmentation), so that the model learns to read any subset.
     """
 
     def __init__(self, prepared: Prepared, case_ids: list[str], *, transforms: Callable | None = None,
                  negatives: bool = True, scheme: str | None = None, context: int = 0,
-                 planes: tuple[str, ...] | None = None):
+                 planes: tuple[str, ...] | None = None, modality_flags: bool = False, modality_dropout: float = 0.0):
         self.prepared = prepared
+        self.modality_flags = modality_flags
+        self.modality_dropout = modality_dropout
+        self.modalities = list(prepared.settings["modalities"])
         self.transforms = transforms
         self.context = context
         self.scheme = scheme or prepared.settings["scheme"]
@@ -86,13 +95,24 @@ class PreparedSlices(Dataset):
             "regions": torch.from_numpy(regions_from_labels(label_slice).astype(np.uint8)),
             "image_id": i + 1,
         }
+        if aug_seed is None:
+            image, target = self._transform(image, target, cid)
+        else:  # this sample's own stream, whatever process and worker draws it
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(aug_seed)
+                image, target = self._transform(image, target, cid)
+        return image, target
+
+    def _transform(self, image: torch.Tensor, target: dict, cid: str):
         if self.transforms is not None:
-            if aug_seed is None:
-                image, target = self.transforms(image, target)
-            else:  # this sample's own stream, whatever process and worker draws it
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(aug_seed)
-                    image, target = self.transforms(image, target)
+            image, target = self.transforms(image, target)
+        if self.modality_flags:
+            present = available_modalities(self.prepared.case_meta(cid), self.modalities)
+            keep = [m in present for m in self.modalities]
+            if self.modality_dropout and len(present) > 1 and float(torch.rand(())) < self.modality_dropout:
+                kept = torch.randperm(len(present))[:int(torch.randint(1, len(present), ()))]
+                keep = [m in {present[int(i)] for i in kept} for m in self.modalities]
+            image = with_modality_flags(image, torch.tensor(keep, dtype=image.dtype))
         return image, target
 
 
@@ -104,6 +124,25 @@ def context_stack(volume: np.ndarray, s: int, context: int) -> np.ndarray:
     idx = np.clip(np.arange(s - context, s + context + 1), 0, volume.shape[0] - 1)
     stack = np.asarray(volume[idx], dtype=np.float32)  # [2k+1, C, H, W]
     return stack.reshape(-1, *stack.shape[2:])
+
+
+def available_modalities(case_meta: dict, modalities: list[str]) -> list[str]:
+    """The modalities a prepared case has (all of ``modalities`` unless it was prepared without some)."""
+    have = case_meta.get("available")
+    return list(modalities) if have is None else [m for m in modalities if m in have]
+
+
+def with_modality_flags(image: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Float [..., C * (2k + 1), H, W] slices (slice-major, see `context_stack`) and Float [C] flags ->
+    Float [..., C * (2k + 2), H, W]: each absent modality's channels zeroed, then one constant channel per
+    modality holding its flag (1 present, 0 absent). The network thus knows a zero channel is missing,
+    not dark, and one model serves every subset of the modalities it was trained on."""
+    c = flags.numel()
+    flags = flags.to(image.dtype)
+    lead, (h, w) = image.shape[:-3], image.shape[-2:]
+    image = (image.reshape(*lead, -1, c, h, w) * flags.view(c, 1, 1)).reshape(*lead, -1, h, w)
+    planes = flags.view(*(1,) * len(lead), c, 1, 1).expand(*lead, c, h, w)
+    return torch.cat([image, planes], dim=-3)
 
 
 def collate(batch):

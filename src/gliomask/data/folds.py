@@ -32,3 +32,20 @@ def make_folds(case_ids: list[str], groups: list[str | None], k: int, seed: int,
             folds[position % k].extend(cases_of[str(patient)])
             position += 1
     return [sorted(f) for f in folds]
+
+
+def cross_validation_splits(case_ids: list[str], groups: list[str | None], k: int, seed: int,
+                            patients: list[str | None] | None = None) -> list[tuple[list[str], list[str]]]:
+    """(training ids, validation ids) per fold of `make_folds`: every case in exactly one validation
+    fold, and no patient on both sides of any split (checked, since a leak would make every figure a
+    training figure)."""
+    patients = patients or [None] * len(case_ids)
+    patient_of_case = {c: p or patient_of(c) for c, p in zip(case_ids, patients)}
+    splits = []
+    for val in make_folds(case_ids, groups, k, seed, patients=patients):
+        train = sorted(c for c in case_ids if c not in set(val))
+        shared = {patient_of_case[c] for c in train} & {patient_of_case[c] for c in val}
+        if shared:  # make_folds keeps a patient's cases together; this guards the invariant itself
+            raise GliomaskError(f"patients on both sides of a split: {', '.join(sorted(shared))}")
+        splits.append((train, list(val)))
+    return splits

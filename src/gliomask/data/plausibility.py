@@ -103,8 +103,10 @@ def swap_problems(paths: dict[str, Path], found, beside: str) -> list[tuple[Path
 
 def case_problems(case: Case, loaded: LoadedCase, typical_corr=None) -> list[tuple[Path, str]]:
     """(file, problem) for a loaded case's modalities: per image, files that hold the same voxels
-    under two modality names, and (given a training set's ``typical_corr``) files that look swapped."""
-    images = {m: (Path(case.images[m]), loaded.images[i]) for i, m in enumerate(loaded.modalities)}
+    under two modality names, and (given a training set's ``typical_corr``, in ``loaded.modalities``
+    order) files that look swapped. Modalities the case lacks (``allow_missing``) are not looked at."""
+    present = [i for i, m in enumerate(loaded.modalities) if m in loaded.present]
+    images = {loaded.modalities[i]: (Path(case.images[loaded.modalities[i]]), loaded.images[i]) for i in present}
     found = [(path, text) for path, data in images.values() for text in image_problems(data)]
     names = list(images)
     for i, a in enumerate(names):
@@ -113,7 +115,8 @@ def case_problems(case: Case, loaded: LoadedCase, typical_corr=None) -> list[tup
                 found.append((images[b][0], f"holds the same voxels as {Path(images[a][0]).name} ({a}): "
                                             f"the same image under two modality names ({a}, {b})"))
     if typical_corr is not None and not found:  # (a blank or duplicated file would also look swapped)
-        swaps = swapped_modalities(modality_correlations(loaded.images), typical_corr, list(loaded.modalities))
+        typical = np.asarray(typical_corr)[np.ix_(present, present)]
+        swaps = swapped_modalities(modality_correlations(loaded.images[present]), typical, list(images))
         found += swap_problems({m: p for m, (p, _) in images.items()}, swaps, "the training set")
     return found
 

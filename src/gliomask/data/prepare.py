@@ -48,6 +48,7 @@ class PrepareSettings:
     seed: int = 0
     clip_percentiles: tuple[float, float] = DEFAULT_CLIP
     crop_margin: int = 2
+    allow_missing: bool = False  # a case may lack some modalities: zero channels, listed per case as "available"
 
     def validate(self) -> None:
         if self.axis not in AXES:
@@ -65,13 +66,15 @@ class PrepareSettings:
 def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, force: bool = False) -> dict:
     """Load, validate, crop and normalise one case; write its arrays; return its metadata. Implausible
     images (:mod:`gliomask.data.plausibility`) are refused, or only warned about with ``force``."""
-    loaded = load_case(case, settings.modalities)
+    loaded = load_case(case, settings.modalities, allow_missing=settings.allow_missing)
+    present = loaded.present
     report(case_problems(case, loaded), force)
-    correlations = modality_correlations(loaded.images)
+    # the typical matrix (and the swap check beside the other cases) needs every modality
+    correlations = modality_correlations(loaded.images) if len(present) == len(settings.modalities) else None
     if loaded.seg is None:
         raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     pre = preprocess(loaded.images, axis=AXES[settings.axis], clip_percentiles=settings.clip_percentiles,
-                     crop_margin=settings.crop_margin, source=case.images[settings.modalities[0]])
+                     crop_margin=settings.crop_margin, source=case.images[present[0]])
     crop = pre.crop
     images = pre.volume.astype(np.float16)  # [S, C, H, W]
     seg = pre.to_slices(loaded.seg)  # [S, H, W]
@@ -90,7 +93,8 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
         "group": case.group,
         "patient": case.patient or patient_of(case.case_id),
         "convention": case.convention,
-        "sources": {m: str(Path(case.images[m]).resolve()) for m in settings.modalities},
+        "sources": {m: str(Path(case.images[m]).resolve()) for m in present},
+        "available": list(present),
         "seg_source": str(Path(case.seg).resolve()),
         "shape": [int(s) for s in loaded.reference.shape[:3]],
         "affine": np.asarray(loaded.affine).round(6).tolist(),
@@ -132,7 +136,8 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
     settings.validate()
     cases = discover_cases(brats)
     for case in cases:  # fail fast, before any work, on a missing modality or seg
-        case.require(settings.modalities)
+        if not settings.allow_missing or len(case.missing(settings.modalities)) == len(settings.modalities):
+            case.require(settings.modalities)
         if case.seg is None:
             raise GliomaskError(f"case {case.case_id} has no segmentation (<case>_seg.nii.gz) to train on", case.folder)
     fp = fingerprint(settings, cases)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gliomask.config import Config, load_config, save_config
-from gliomask.data.dataset import PreparedSlices, collate
+from gliomask.data.dataset import PreparedSlices, available_modalities, collate
 from gliomask.data.planes import plane_dim
 from gliomask.data.prepared import Prepared
 from gliomask.data.transforms import SliceAugment
@@ -36,7 +36,7 @@ from gliomask.labels import CLASS_SCHEMES
 from gliomask.io.atomic import append_text, remove_stale_temporaries
 from gliomask.models.builder import BACKBONES
 from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
-from gliomask.models.factory import detector_scheme, model_from_config, resolve_device
+from gliomask.models.factory import detector_scheme, input_channels, model_from_config, resolve_device
 from gliomask.models.weights import load_weights
 from gliomask.utils import default_threads, progress_bar, write_json
 
@@ -52,12 +52,14 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
           resume: bool = False, overrides: list[str] | None = None, config_file: str | Path | None = None,
           command_line: list[str] | None = None, progress: bool = True,
           epoch_end_hook: Callable[[int], None] | None = None,
-          end_hook: Callable[[torch.nn.Module], None] | None = None) -> dict:
+          end_hook: Callable[[torch.nn.Module], None] | None = None,
+          split: tuple[list[str], list[str]] | None = None) -> dict:
     """Train a Mask R-CNN on a prepared folder; returns a summary (best score, checkpoint paths).
 
     The run folder ``out`` gets config.yaml, command.txt, env.json, metrics.jsonl, curves.png,
     last.pt and best.pt. With ``resume`` the run continues from ``out/last.pt`` exactly (model,
-    optimiser, schedule, AMP scaler, epoch and RNG states).
+    optimiser, schedule, AMP scaler, epoch and RNG states). ``split`` (training ids, validation ids)
+    replaces the prepared ``fold`` with a split of one's own (a cross-validation over other folds).
     """
     prepared = Prepared.open(data)
     prepared.geometry  # a mixture of orientations or spacings is refused before anything is written
@@ -90,7 +92,13 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     if not resume and (out / "last.pt").exists():  # every rank checks, so none waits in a barrier alone
         raise GliomaskError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
     # Every setting that can be refused is checked before the run folder is written.
-    train_ids, val_ids = prepared.split(fold)
+    recorded = (ckpt or {}).get("provenance") or {}
+    if resume and ckpt.get("fold") is None and recorded.get("train_cases") is not None:  # a split of one's own
+        split = (list(recorded["train_cases"]), list(recorded.get("val_cases") or []))
+    train_ids, val_ids = split if split is not None else prepared.split(fold)
+    unknown = sorted(set(train_ids + val_ids) - set(prepared.case_ids))
+    if unknown:
+        raise GliomaskError(f"cases not in this preparation: {', '.join(unknown[:5])}", Path(data))
     scheme = detector_scheme(cfg, prepared.settings["scheme"])
     if tc.optimizer not in ("sgd", "adamw"):
         raise GliomaskError(f"unknown optimizer {tc.optimizer!r}; choose sgd or adamw")
@@ -108,8 +116,16 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     np.random.seed(tc.seed + rank)
     random.seed(tc.seed + rank)
 
+    if tc.modality_dropout and not cfg.model.modality_flags:
+        raise GliomaskError("train.modality_dropout needs model.modality_flags=true (the model must see what is missing)")
+    modalities = list(prepared.settings["modalities"])
+    if not cfg.model.modality_flags and any(len(available_modalities(prepared.case_meta(c), modalities)) < len(modalities)
+                                            for c in train_ids + val_ids):
+        raise GliomaskError("some cases lack modalities (prepared with --allow-missing): train with model.modality_flags=true",
+                            Path(data))
     dataset = PreparedSlices(prepared, train_ids, transforms=SliceAugment() if tc.augment else None, scheme=scheme,
-                             context=context, planes=planes)
+                             context=context, planes=planes, modality_flags=cfg.model.modality_flags,
+                             modality_dropout=tc.modality_dropout)
     if len(dataset) == 0:
         raise GliomaskError("no training slices in this split", Path(data))
     if all(dataset.is_negative):
@@ -124,8 +140,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                                          # RNG, which a resumed run's persistent workers would draw at another step
                                          generator=torch.Generator().manual_seed(tc.seed + rank))
     num_classes = len(CLASS_SCHEMES[scheme])
-    in_channels = len(prepared.settings["modalities"]) * (2 * context + 1)
-    model = model_from_config(cfg, num_classes, in_channels)
+    model = model_from_config(cfg, num_classes, input_channels(len(prepared.settings["modalities"]), context,
+                                                               cfg.model.modality_flags))
     weights_report = load_weights(model, cfg.model.weights) if cfg.model.weights and ckpt is None else None
     if world > 1 and tc.sync_bn and device.type != "cuda":
         raise GliomaskError("train.sync_bn=true needs CUDA (SyncBatchNorm is CUDA-only)")
@@ -172,7 +188,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)
     post = PostProcessing.from_config(cfg.infer)
     val_kwargs = dict(scheme=scheme, context=context, batch_size=cfg.infer.batch_size, device=device,
-                      amp=tc.amp and device.type == "cuda", dims=dims)
+                      amp=tc.amp and device.type == "cuda", dims=dims, flags=cfg.model.modality_flags)
     budget = tc.max_minutes * 60 if tc.max_minutes else None
     # train.max_minutes bounds the whole run: the training loop leaves time for the final validation
     # and post-processing search, estimated from one timed batch of the current model (the same on
@@ -183,7 +199,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         if not val_ids:
             return budget
         est = estimate_seconds(evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device,
-                               dims=dims)
+                               dims=dims, flags=cfg.model.modality_flags)
         return budget - min(dist_utils.all_reduce_max(1.25 * est, device), 0.5 * budget)
 
     schedule = WarmupCosine(optimizer, base_lr=tc.lr, warmup_steps=tc.warmup_steps,
@@ -269,7 +285,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
         # wall time; the final one (below) always runs.
         if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
             expected = last_val.get("seconds") or dist_utils.all_reduce_max(estimate_seconds(
-                evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims), device)
+                evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims,
+                flags=cfg.model.modality_flags), device)
             if val_seconds + expected <= tc.val_share * (elapsed + expected):
                 last_val = validate(evaluated, prepared, val_ids, post=post, **val_kwargs)
                 val_seconds += last_val["seconds"]

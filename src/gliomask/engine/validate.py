@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from gliomask.data.dataset import context_stack
+from gliomask.data.dataset import available_modalities, context_stack, with_modality_flags
 from gliomask.engine import distributed as dist_utils
 from gliomask.evaluation.lesionwise import lesionwise
 from gliomask.evaluation.metrics import dice
@@ -26,17 +26,31 @@ SEARCH = (  # (field, candidates, region index judged or None for the mean of th
     ("min_lesion_score", (0.0, 0.3, 0.5, 0.7, 0.9), None),
     ("min_component_voxels", (0, 20, 100, 500), None),
     ("min_case_et_voxels", (0, 100, 250, 500, 1000), 2),
+    ("fill_holes", (False, True), None),
 )
 
 
+def case_flags(prepared, case_id: str, flags: bool) -> np.ndarray | None:
+    """Float32 [C] modality flags of a prepared case (1 present, 0 absent), or None for a model without them."""
+    if not flags:
+        return None
+    modalities = list(prepared.settings["modalities"])
+    present = available_modalities(prepared.case_meta(case_id), modalities)
+    return np.array([m in present for m in modalities], dtype=np.float32)
+
+
 def case_outputs(model, prepared, case_id: str, *, scheme: str, context: int, post: PostProcessing, batch_size: int,
-                 device, amp: bool = False, dims=(0,)):
+                 device, amp: bool = False, dims=(0,), flags: bool = False, available: np.ndarray | None = None):
     """(Float16 [3, ...] probabilities, Float16 [...] detection scores, Bool [3, ...] reference), cropped
     to the box holding the reference and every voxel any candidate threshold could call tumour: Dice
-    and components are the same as on the whole volume, and the search runs many times faster."""
+    and components are the same as on the whole volume, and the search runs many times faster.
+    ``available`` (Float [C] flags) hides modalities the case has, to measure a subset; default: the
+    case's own (`case_flags`)."""
     volume, seg = prepared.arrays(case_id)
+    if available is None:
+        available = case_flags(prepared, case_id, flags)
     prob, scores = volume_outputs(model, volume, scheme=scheme, post=post, dims=dims, batch_size=batch_size,
-                                  device=device, amp=amp, context=context)
+                                  device=device, amp=amp, context=context, available=available)
     ref = regions_from_labels(np.asarray(seg))
     lowest = min(min(REGION_CANDIDATES), *post.region_thresholds)
     box = bounding_box((prob.max(axis=0) >= lowest) | ref.any(axis=0)) or tuple(slice(0, 1) for _ in ref.shape[1:])
@@ -62,7 +76,7 @@ def _gathered(rows: list) -> list:
 
 
 def validate(model, prepared, case_ids: list[str], *, scheme: str, context: int, post: PostProcessing,
-             batch_size: int, device, amp: bool = False, keep_outputs: bool = False, dims=(0,)):
+             batch_size: int, device, amp: bool = False, keep_outputs: bool = False, dims=(0,), flags: bool = False):
     """Dice per region over whole validation volumes, as `predict` would produce them at ``post``.
 
     Cases are sharded across ranks (``case_ids[rank::world]``) and the per-case figures gathered, so
@@ -71,7 +85,7 @@ def validate(model, prepared, case_ids: list[str], *, scheme: str, context: int,
     t0 = time.monotonic()
     mine = case_ids[dist_utils.rank()::dist_utils.world_size()]
     outputs = [case_outputs(model, prepared, cid, scheme=scheme, context=context, post=post, batch_size=batch_size,
-                            device=device, amp=amp, dims=dims) for cid in mine]
+                            device=device, amp=amp, dims=dims, flags=flags) for cid in mine]
     rows = _gathered(_case_dice(outputs, post))
     result = summarise(rows)
     result["seconds"] = dist_utils.all_reduce_max(time.monotonic() - t0, device)
@@ -122,7 +136,7 @@ def tune_postprocessing(outputs, start: PostProcessing) -> tuple[PostProcessing,
 
 
 def estimate_seconds(model, prepared, case_ids: list[str], *, context: int, batch_size: int, device, amp=False,
-                     dims=(0,)) -> float:
+                     dims=(0,), flags: bool = False) -> float:
     """Seconds this rank will need to validate its shard of ``case_ids``: one timed batch, extrapolated."""
     mine = case_ids[dist_utils.rank()::dist_utils.world_size()]
     if not mine:
@@ -135,7 +149,10 @@ def estimate_seconds(model, prepared, case_ids: list[str], *, context: int, batc
     if not probe:
         return 0.0
     model.eval()
-    batch = torch.from_numpy(np.stack([context_stack(volume, s, context) for s in probe])).to(device)
+    batch = torch.from_numpy(np.stack([context_stack(volume, s, context) for s in probe]))
+    if flags:
+        batch = with_modality_flags(batch, torch.from_numpy(case_flags(prepared, mine[0], flags)))
+    batch = batch.to(device)
     with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=amp):
         t0 = time.monotonic()
         model(list(batch))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gliomask.data.dataset import context_stack
+from gliomask.data.dataset import context_stack, with_modality_flags
 from gliomask.data.planes import from_plane, plane_view
 from gliomask.inference.regions import postprocess
 from gliomask.labels import class_to_regions
@@ -37,7 +37,8 @@ class PostProcessing:
     ``region_thresholds``: cut-off per region (WT, TC, ET) on its probability; ``min_lesion_score``: a 3-D
     whole-tumour component needs one detection at least this confident; ``min_component_voxels``:
     smaller 3-D components are removed (ET ones become core); ``min_case_et_voxels``: less ET in a
-    case is relabelled core. ``score_thresholds``/``mask_threshold`` compose instance masks when the
+    case is relabelled core; ``fill_holes``: centres enclosed by tumour core (or whole tumour) join it
+    (`gliomask.inference.regions.fill_enclosed`). ``score_thresholds``/``mask_threshold`` compose instance masks when the
     model has no region head.
     """
 
@@ -45,6 +46,7 @@ class PostProcessing:
     min_lesion_score: float = 0.5
     min_component_voxels: int = 20
     min_case_et_voxels: int = 0
+    fill_holes: bool = False
     score_thresholds: tuple[float, ...] | None = None
     mask_threshold: float = 0.5
 
@@ -53,18 +55,21 @@ class PostProcessing:
         """From an ``InferConfig``-like object (attributes of the same names)."""
         return cls(region_thresholds=tuple(infer.region_thresholds), min_lesion_score=infer.min_lesion_score,
                    min_component_voxels=infer.min_component_voxels, min_case_et_voxels=infer.min_case_et_voxels,
-                   score_thresholds=tuple(infer.score_thresholds) if infer.score_thresholds else None,
+                   fill_holes=infer.fill_holes, score_thresholds=tuple(infer.score_thresholds) if infer.score_thresholds else None,
                    mask_threshold=infer.mask_threshold)
 
 
 @torch.no_grad()
 def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str | torch.device = "cpu",
-                  tta: bool = False, amp: bool = False, context: int = 0) -> list[list[SliceDetections]]:
+                  tta: bool = False, amp: bool = False, context: int = 0,
+                  available: np.ndarray | None = None) -> list[list[SliceDetections]]:
     """Run ``model`` (eval mode) over every slice of ``volume`` that holds brain.
 
     Args:
         volume: Float [S, C, H, W] normalised slices (slicing axis first).
         context: neighbouring slices per side stacked as channels, as in training.
+        available: Float [C] modality flags (1 present, 0 absent) for a model trained with
+            ``model.modality_flags``; None for one without them.
     Returns:
         One list per TTA pass (1, or 2 with ``tta``: identity and W-flip), each with S entries.
         Slices without brain get empty detections without running the model.
@@ -76,11 +81,15 @@ def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str
     passes = [False, True] if tta else [False]
     results = []
     device = torch.device(device)
+    flags = None if available is None else torch.as_tensor(np.asarray(available, dtype=np.float32))
     for flip in passes:
         out = [empty] * num
         for start in range(0, len(has_brain), batch_size):
             idx = has_brain[start:start + batch_size]
-            batch = torch.from_numpy(np.stack([context_stack(volume, int(s), context) for s in idx])).to(device)
+            batch = torch.from_numpy(np.stack([context_stack(volume, int(s), context) for s in idx]))
+            if flags is not None:
+                batch = with_modality_flags(batch, flags)
+            batch = batch.to(device)
             if flip:
                 batch = batch.flip(-1)
             with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
@@ -138,21 +147,23 @@ def regions_from_probabilities(prob: np.ndarray, scores: np.ndarray, post: PostP
     """Float [3, ...] probabilities + Float [...] detection scores -> cleaned, nested Bool [3, ...]."""
     regions = np.stack([prob[r] >= post.region_thresholds[r] for r in range(3)])
     return postprocess(regions, scores, min_voxels=post.min_component_voxels, min_lesion_score=post.min_lesion_score,
-                       min_case_et_voxels=post.min_case_et_voxels)
+                       min_case_et_voxels=post.min_case_et_voxels, fill_holes=post.fill_holes)
 
 
 def volume_outputs(model, volume: np.ndarray, *, scheme: str, post: PostProcessing, dims=(0,), batch_size: int = 8,
-                   device="cpu", amp: bool = False, context: int = 0, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   device="cpu", amp: bool = False, context: int = 0, tta: bool = False,
+                   available: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run the network over ``volume`` Float [S, C, A, B] in each plane of ``dims`` (see `gliomask.data.planes`).
 
     Returns (Float32 [3, S, A, B] region probabilities averaged over the planes, Float32 [S, A, B] the
-    highest detection score covering each voxel in any plane).
+    highest detection score covering each voxel in any plane). ``available``: see `detect_volume`.
     """
     prob = np.zeros((3, volume.shape[0], *volume.shape[2:]), dtype=np.float32)
     scores = np.zeros(prob.shape[1:], dtype=np.float32)
     for dim in dims:
         view = plane_view(volume, dim)
-        passes = detect_volume(model, view, batch_size=batch_size, device=device, amp=amp, context=context, tta=tta)
+        passes = detect_volume(model, view, batch_size=batch_size, device=device, amp=amp, context=context, tta=tta,
+                               available=available)
         shape = (view.shape[0], *view.shape[2:])
         prob += from_plane(region_probabilities(passes, shape, scheme, post), dim) / len(dims)
         np.maximum(scores, from_plane(score_volume(passes, shape, post.mask_threshold), dim), out=scores)

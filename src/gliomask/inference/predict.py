@@ -85,7 +85,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
             from gliomask.viz.overlay import save_overlay
             from gliomask.viz.report import write_case_report
 
-            images = {m: loaded.images[i] for i, m in enumerate(loaded.modalities)}
+            images = {m: loaded.images[i] for i, m in enumerate(loaded.modalities) if m in loaded.present}
             overlay = save_overlay(images, out / f"{case.case_id}_overlay.png", affine=loaded.affine,
                                    pred=pred.labels, title=f"{case.case_id}: prediction")
             write_case_report(out / f"{case.case_id}_report.html", case_id=case.case_id, lesions=pred.lesions,

@@ -93,16 +93,23 @@ class Predictor:
                        planes=planes, model=model)
         return cls(load_checkpoint(path), device=device, tta=tta, source=str(path), planes=planes)
 
+    @property
+    def any_subset(self) -> bool:
+        """Whether the model reads any non-empty subset of its modalities (trained with modality flags)."""
+        return bool(self.cfg.model.modality_flags)
+
     def check(self, case: Case) -> None:
-        """A case must have every modality the checkpoint was trained on."""
+        """A case must have every modality the checkpoint was trained on, or (a model trained with
+        modality flags) at least one of them."""
         missing = case.missing(self.modalities)
-        if missing:
-            raise GliomaskError(f"the checkpoint needs modalities {', '.join(self.modalities)}; "
+        if missing and (not self.any_subset or len(missing) == len(self.modalities)):
+            need = "" if not self.any_subset else "at least one of "
+            raise GliomaskError(f"the checkpoint needs {need}modalities {', '.join(self.modalities)}; "
                                 f"case {case.case_id} lacks {', '.join(missing)}", case.folder or case.case_id)
 
     def load(self, case: Case) -> LoadedCase:
         self.check(case)
-        return load_case(case, self.modalities, with_seg=False)
+        return load_case(case, self.modalities, with_seg=False, allow_missing=self.any_subset)
 
     def check_content(self, case: Case, *, force: bool = False) -> None:
         """Load a case and refuse what the model cannot read (:mod:`gliomask.data.plausibility`):
@@ -110,10 +117,12 @@ class Predictor:
         under two names or files that look swapped unless ``force`` (then a warning per finding)."""
         report(case_problems(case, self.load(case), self.meta.get("modality_correlations")), force)
 
-    def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
+    def detect(self, images: np.ndarray, present: tuple[str, ...] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
         """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]
         detection scores, the preprocessing that maps them back), S along the checkpoint's axis, fused
-        over its planes."""
+        over its planes. ``present``: the modalities given (default all); the others' channels are
+        ignored and flagged absent."""
         if images.ndim != 4 or images.shape[0] != len(self.modalities):
             raise GliomaskError(f"expected images [C={len(self.modalities)}, X, Y, Z] "
                                 f"({', '.join(self.modalities)}), got shape {tuple(images.shape)}")
@@ -121,9 +130,12 @@ class Predictor:
             raise GliomaskError("images hold NaN or infinite values")
         pre = preprocess(images, axis=self.axis, clip_percentiles=self.norm["clip_percentiles"],
                          crop_margin=self.norm["crop_margin"])
+        present = self.modalities if present is None else present
+        flags = np.array([m in present for m in self.modalities], np.float32) if self.any_subset else None
         prob, scores = volume_outputs(self.model, pre.volume, scheme=self.scheme, post=self.post, dims=self.dims,
                                       batch_size=self.cfg.infer.batch_size, device=self.device, tta=self.tta,
-                                      amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context)
+                                      amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context,
+                                      available=flags)
         return prob, scores, pre
 
     def predict_case(self, images, affine: np.ndarray | None = None, spacing=None, frame: str = "ras") -> Prediction:
@@ -131,20 +143,27 @@ class Predictor:
 
         Args:
             images: a ``Case`` (files), a ``LoadedCase``, a dict {modality: Float [X, Y, Z]}, or
-                Float [C, X, Y, Z] in the checkpoint's modality order.
+                Float [C, X, Y, Z] in the checkpoint's modality order. A model trained with modality
+                flags takes any non-empty subset (a case or dict without T2, say).
             affine: the voxel-to-mm matrix (from the files when given a case), for the lesion report.
             frame: ras or lps, the frame of the lesion report's mm positions.
         """
+        present = self.modalities
         if isinstance(images, Case):
             images = self.load(images)
         if isinstance(images, LoadedCase):
-            affine, spacing = images.affine, images.spacing
+            affine, spacing, present = images.affine, images.spacing, images.present
             images = images.images
         elif isinstance(images, dict):
             missing = [m for m in self.modalities if m not in images]
-            if missing:
-                raise GliomaskError(f"the checkpoint needs modalities {', '.join(self.modalities)}; missing {', '.join(missing)}")
-            images = np.stack([np.asarray(images[m], dtype=np.float32) for m in self.modalities])
+            if missing and (not self.any_subset or len(missing) == len(self.modalities)):
+                need = "at least one of " if self.any_subset else ""
+                raise GliomaskError(f"the checkpoint needs {need}modalities {', '.join(self.modalities)}; "
+                                    f"missing {', '.join(missing)}")
+            present = tuple(m for m in self.modalities if m in images)
+            shape = np.shape(images[present[0]])
+            images = np.stack([np.asarray(images[m], dtype=np.float32) if m in images else np.zeros(shape, np.float32)
+                               for m in self.modalities])
         images = np.asarray(images, dtype=np.float32)
         # With an affine the input is mapped to the voxel orientation and spacing the model was trained on,
         # and the outputs back onto the input's own grid; without one it is taken as already there.
@@ -154,7 +173,7 @@ class Predictor:
             grid = None
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         spacing = tuple(spacing_of(affine)) if spacing is None else tuple(spacing)
-        prob_slices, scores_slices, pre = self.detect(grid.forward(images) if grid else images)
+        prob_slices, scores_slices, pre = self.detect(grid.forward(images) if grid else images, present)
         regions = pre.restore(regions_from_probabilities(prob_slices, scores_slices, self.post))
         prob, scores = pre.restore(prob_slices), pre.restore(scores_slices)
         if grid is not None:

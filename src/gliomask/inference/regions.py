@@ -24,7 +24,7 @@ def enforce_hierarchy(regions: np.ndarray, min_voxels: int = 0) -> np.ndarray:
 
 
 def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min_lesion_score: float,
-                min_case_et_voxels: int = 0) -> np.ndarray:
+                min_case_et_voxels: int = 0, fill_holes: bool = False) -> np.ndarray:
     """Bool [3, ...] composed regions -> cleaned, nested regions.
 
     A 3-D whole-tumour lesion is kept only when some detection covering it scored at least
@@ -32,7 +32,8 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
     thresholds can stay low enough to catch a lesion's faint edge slices, while lesions made only of
     faint detections, the typical false positives, are dropped. Then ``enforce_hierarchy``. Finally,
     when the whole case holds fewer than ``min_case_et_voxels`` ET voxels, they are relabelled as core
-    (BraTS scores any ET in a case without ET as Dice 0).
+    (BraTS scores any ET in a case without ET as Dice 0). With ``fill_holes``, enclosed centres become
+    tumour core (`fill_enclosed`).
     """
     wt = regions[0]
     if min_lesion_score > 0 and wt.any():
@@ -41,6 +42,8 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
         keep = np.concatenate([[False], np.asarray(best) >= min_lesion_score])
         regions = np.stack([keep[components], regions[1], regions[2]])
     regions = enforce_hierarchy(regions, min_voxels)
+    if fill_holes:
+        regions = fill_enclosed(regions)
     if min_case_et_voxels and int(regions[2].sum()) < min_case_et_voxels:
         regions[2] = False
     return regions
@@ -54,3 +57,30 @@ def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     keep = sizes >= min_voxels
     keep[0] = False
     return keep[components]
+
+
+def fill_enclosed(regions: np.ndarray) -> np.ndarray:
+    """Nested Bool [3, ...] WT, TC, ET -> the same with enclosed centres filled.
+
+    A necrotic or cystic centre inside an enhancing rim is tumour core, whatever the network made of
+    its dark voxels: every hole of TC enclosed in 3-D, or within a slice of any of the three planes (a
+    rim open at its top or bottom still encloses its centre slice by slice), joins TC (as non-enhancing
+    core: ET is unchanged), and WT's enclosed holes join WT. Nothing outside an enclosing shell changes.
+    """
+    wt, tc, et = (np.array(r, dtype=bool) for r in regions)
+    tc |= _enclosed(tc)
+    wt |= tc
+    wt |= _enclosed(wt)
+    return np.stack([wt, tc, et])
+
+
+def _enclosed(mask: np.ndarray) -> np.ndarray:
+    """Bool [...]: voxels outside ``mask`` that it encloses in 3-D or within a slice of any axis."""
+    if not mask.any():
+        return np.zeros_like(mask)
+    filled = ndimage.binary_fill_holes(mask)
+    for axis in range(mask.ndim):
+        for s in np.flatnonzero(np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).any(axis=1)):
+            index = (slice(None),) * axis + (s,)
+            filled[index] |= ndimage.binary_fill_holes(mask[index])
+    return filled & ~mask

@@ -91,14 +91,21 @@ class Case:
 
 @dataclass
 class LoadedCase:
-    """Voxels of one case. ``images`` FloatTensor-like float32 [C, X, Y, Z] in the requested order;
-    ``seg`` uint8 [X, Y, Z] in the internal (2019) convention, or None."""
+    """Voxels of one case. ``images`` FloatTensor-like float32 [C, X, Y, Z] in the requested order, a
+    modality the case lacks all zero (``allow_missing``); ``seg`` uint8 [X, Y, Z] in the internal (2019)
+    convention, or None."""
 
     case_id: str
     modalities: tuple[str, ...]
     images: np.ndarray
     seg: np.ndarray | None
     reference: nib.Nifti1Image = field(repr=False)
+    available: tuple[str, ...] | None = None  # the modalities read from files; the others are zero (None: all)
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The modalities that came from files, in ``modalities`` order."""
+        return self.modalities if self.available is None else tuple(m for m in self.modalities if m in self.available)
 
     @property
     def affine(self) -> np.ndarray:
@@ -311,13 +318,21 @@ def convert_labels(seg: np.ndarray, convention: str, path: Path) -> np.ndarray:
     return to_internal(seg, convention)
 
 
-def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *, with_seg: bool = True) -> LoadedCase:
-    """Load and validate a case: shapes and affines agree, images are finite 3-D, labels are valid."""
-    case.require(modalities)
-    arrays = []
+def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *, with_seg: bool = True,
+              allow_missing: bool = False) -> LoadedCase:
+    """Load and validate a case: shapes and affines agree, images are finite 3-D, labels are valid.
+
+    With ``allow_missing`` a modality the case lacks becomes an all-zero channel (a model trained with
+    modality flags reads it as absent); at least one must be there.
+    """
+    missing = case.missing(modalities) if allow_missing else []
+    if len(missing) == len(modalities):
+        case.require(modalities[:1])
+    case.require(tuple(m for m in modalities if m not in missing))
+    arrays = {}
     reference: nib.Nifti1Image | None = None
     ref_path: Path | None = None
-    for mod in modalities:
+    for mod in (m for m in modalities if m not in missing):
         path = Path(case.images[mod])
         img, data = read_nifti(path)
         if reference is None:
@@ -327,13 +342,16 @@ def load_case(case: Case, modalities: tuple[str, ...] = CANONICAL_MODALITIES, *,
         data = data.astype(np.float32, copy=False)
         if not np.all(np.isfinite(data)):
             raise GliomaskError("image holds NaN or infinite values", path)
-        arrays.append(data)
+        arrays[mod] = data
     seg = None
     if with_seg and case.seg is not None:
         img, data = read_nifti(Path(case.seg))
         check_same_grid(img, data.shape, reference, Path(case.seg), ref_path)
         seg = convert_labels(data, case.convention, Path(case.seg))
-    return LoadedCase(case.case_id, tuple(modalities), np.stack(arrays), seg, reference)
+    shape = next(iter(arrays.values())).shape
+    images = np.stack([arrays[m] if m in arrays else np.zeros(shape, np.float32) for m in modalities])
+    available = tuple(m for m in modalities if m in arrays) if missing else None
+    return LoadedCase(case.case_id, tuple(modalities), images, seg, reference, available)
 
 
 def check_same_grid(img, shape, reference, path: Path, ref_path: Path, ref_name: str | None = None) -> None:

@@ -43,8 +43,14 @@ def detector_scheme(cfg: Config, prepared_scheme: str) -> str:
     raise GliomaskError(f"unknown model.detector {cfg.model.detector!r}; choose lesions or scheme")
 
 
+def input_channels(modalities: int, context: int, flags: bool) -> int:
+    """The network's input channels: ``modalities`` x (2 * ``context`` + 1) slices, plus one flag channel
+    per modality with ``flags`` (model.modality_flags, `gliomask.data.dataset.with_modality_flags`)."""
+    return modalities * (2 * context + 1) + (modalities if flags else 0)
+
+
 def model_from_config(cfg: Config, num_classes: int, in_channels: int):
-    """An untrained network for ``cfg.model``; ``in_channels``: modalities x (2 * model.context + 1)."""
+    """An untrained network for ``cfg.model``; ``in_channels`` from `input_channels`."""
     m = cfg.model
     return build_maskrcnn(
         num_classes=num_classes, in_channels=in_channels, backbone=m.backbone, version=m.version, norm=m.norm,
@@ -63,7 +69,8 @@ def model_from_checkpoint(checkpoint: dict, source: str = "checkpoint"):
         raise GliomaskError(f"unknown class scheme {checkpoint['scheme']!r}", source)
     try:  # a hand-edited config (an unknown backbone, a value out of range) names the checkpoint, not a setting alone
         cfg = load_config(base=checkpoint["config"])
-        model = model_from_config(cfg, len(checkpoint["classes"]), len(checkpoint["modalities"]) * (2 * context + 1))
+        model = model_from_config(cfg, len(checkpoint["classes"]),
+                                  input_channels(len(checkpoint["modalities"]), context, cfg.model.modality_flags))
     except GliomaskError as exc:
         raise GliomaskError(f"bad value in the checkpoint's config: {exc}", source) from None
     try:

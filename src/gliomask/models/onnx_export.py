@@ -1,6 +1,7 @@
 """`gliomask export`: a checkpoint's per-slice network as one ONNX file that predicts on its own.
 
-The graph takes one slice, Float32 [C, H, W] with any H and W (C = modalities x (2 context + 1)), and
+The graph takes one slice, Float32 [C, H, W] with any H and W (C = modalities x (2 context + 1), plus
+one flag channel per modality for a model trained with ``model.modality_flags``), and
 returns the detector's boxes [N, 4], scores [N], labels [N], soft masks [N, 1, H, W] and the dense
 region probabilities [3, H, W] (zeros for a model without region head). Everything `predict` needs
 besides the weights (modalities, normalisation, classes, post-processing, planes, context slices,
@@ -61,7 +62,7 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, *, opset: int = 17
         meta_json = json.dumps(meta)
     except TypeError as exc:
         raise GliomaskError(f"cannot export: the checkpoint's settings are not plain values ({exc})", checkpoint_path) from None
-    channels = len(checkpoint["modalities"]) * (2 * int(checkpoint.get("context", 0)) + 1)
+    channels = model.in_channels  # modalities x (2 context + 1), plus the modality flags (models.factory.input_channels)
     example = torch.zeros(channels, 192, 160)
     example[:, 40:150, 30:130] = torch.randn(channels, 110, 100)  # something for the detector to find
     dynamic = {"image": {1: "height", 2: "width"}, "boxes": {0: "detections"}, "scores": {0: "detections"},
