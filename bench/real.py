@@ -1,6 +1,7 @@
 """Cross-validation over every real patient we have: nine expert-labelled gliomas, patient folds.
 
-    python bench/real.py [--data DIR ...] [--folds 3] [--minutes 22] [--out bench/out/real] [key=value ...]
+    python bench/real.py [--data DIR ...] [--folds 3] [--minutes 20] [--modalities t1,t1ce,t2,flair]
+                         [--synthetic N] [--out bench/out/real] [key=value ...]
 
 The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
 FLAIR, and ../shared/data/brats2013_real, four BRATS 2013 patients with FLAIR and T1ce only) are prepared
@@ -9,7 +10,8 @@ zero and flagged absent) and split into patient folds stratified by set (`cross_
 fold, one model is trained on the other folds with the documented CPU recipe (``configs/cpu_light.yaml``,
 ``train.max_minutes``), then every held-out patient is predicted from its files (the `Predictor`, as
 `gliomask predict` does) with each subset of its modalities: its own set, FLAIR + T1ce, T1ce alone and
-FLAIR alone.
+FLAIR alone. ``--synthetic N`` adds N synthetic cases (`gliomask synth`, MNI anatomy, seed 7) to every
+fold's training patients (never held out): mixed batches of real and synthetic brains.
 
 Who chose what, so that every reported figure is on patients that chose nothing:
 - ``fixed`` rows: the post-processing defaults of the config; no patient chose anything.
@@ -46,21 +48,29 @@ SUBSETS = {"own": None, "flair+t1ce": ("flair", "t1ce"), "t1ce": ("t1ce",), "fla
 REGIONS = ("WT", "TC", "ET")
 
 
-def gather(data_dirs: list[Path], out: Path) -> tuple[Path, dict[str, str]]:
-    """One BraTS folder of symbolic links to every case file of ``data_dirs``; {case id: set name}."""
+def gather(data_dirs: list[Path], out: Path, synthetic: int = 0) -> tuple[Path, dict[str, str]]:
+    """One BraTS folder of symbolic links to every case file of ``data_dirs`` (and ``synthetic`` generated
+    cases); {case id: set name}."""
     from gliomask.io.brats import discover_cases
 
     root = out / "data"
     if root.exists():
         shutil.rmtree(root)
     sets = {}
+    if synthetic:
+        from gliomask.data.synth import synthesize
+
+        synth = out / f"synthetic{synthetic}"
+        if not synth.is_dir():
+            synthesize(synth, cases=synthetic, seed=7, edition="2019", workers=2, progress=False)
+        data_dirs = [*data_dirs, synth]
     for data in data_dirs:
         for case in discover_cases(data):
             folder = root / case.case_id
             folder.mkdir(parents=True)
             for path in [*case.images.values(), case.seg]:
                 (folder / Path(path).name).symlink_to(Path(path).resolve())
-            sets[case.case_id] = data.name
+            sets[case.case_id] = "synthetic" if data.name.startswith("synthetic") else data.name
     return root, sets
 
 
@@ -74,11 +84,12 @@ def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str]) -> dict[
     from gliomask.utils import bounding_box
 
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    subsets = SUBSETS if predictor.any_subset else {"own": None}  # a model without flags reads only its own set
     cases = {c.case_id: c for c in discover_cases(data)}
     result = {}
     for cid in case_ids:
         loaded = load_case(cases[cid], predictor.modalities, allow_missing=True)
-        for name, subset in SUBSETS.items():
+        for name, subset in subsets.items():
             present = loaded.present if subset is None else tuple(m for m in predictor.modalities if m in subset)
             if not set(present) <= set(loaded.present):
                 continue  # a BRATS 2013 patient has no T2 to hide
@@ -147,7 +158,10 @@ def main() -> int:
                     default=[SHARED / "brats2021_real", SHARED / "brats2013_real"])
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0, help="seed of the patient folds")
-    ap.add_argument("--minutes", type=float, default=22.0, help="train.max_minutes per fold (whole run)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="train.max_minutes per fold (whole run)")
+    ap.add_argument("--modalities", default="t1,t1ce,t2,flair",
+                    help="the model's modalities (a patient lacking some has them flagged absent)")
+    ap.add_argument("--synthetic", type=int, default=0, help="synthetic cases added to every fold's training set")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu_light.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
     ap.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (others must be cached)")
@@ -167,11 +181,14 @@ def main() -> int:
     from gliomask.inference.core import PostProcessing
 
     args.out.mkdir(parents=True, exist_ok=True)
-    data, sets = gather(data_dirs, args.out)
-    prepared_dir = args.out / "prepared"
-    prepare(data, prepared_dir, PrepareSettings(folds=args.folds, allow_missing=True), workers=2, progress=False)
-    ids = sorted(sets)
-    splits = cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)
+    data, sets = gather(data_dirs, args.out, args.synthetic)
+    prepared_dir = args.out / f"prepared_{args.modalities.replace(',', '_')}_synth{args.synthetic}"
+    prepare(data, prepared_dir, PrepareSettings(modalities=args.modalities, folds=args.folds, allow_missing=True),
+            workers=2, progress=False)
+    ids = sorted(c for c in sets if sets[c] != "synthetic")
+    synthetic_ids = sorted(c for c in sets if sets[c] == "synthetic")
+    splits = [(train_ids + synthetic_ids, val_ids)
+              for train_ids, val_ids in cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)]
     overrides = [f"train.max_minutes={args.minutes}", "infer.tune=false", "train.val_every=1000", *args.overrides]
     cfg = load_config(args.config, overrides)
     default_post = PostProcessing.from_config(cfg.infer)
@@ -191,6 +208,7 @@ def main() -> int:
             outputs[k] = held_out_outputs(run / "best.pt", data, val_ids)
             save_outputs(cache, outputs[k])
             runs.append({"fold": k, "held out": ", ".join(val_ids), "trained on": len(train_ids),
+                         "synthetic": len(synthetic_ids),
                          "steps": summary["steps"], "train+val min": round(wall / 60, 1),
                          "predict+score min": round((time.monotonic() - t0 - wall) / 60, 1)})
             (args.out / f"run_fold{k}.json").write_text(json.dumps(runs[-1]))
@@ -200,7 +218,7 @@ def main() -> int:
                 runs.append(json.loads((args.out / f"run_fold{k}.json").read_text()))
 
     rows, chosen = [], {}
-    for subset in SUBSETS:
+    for subset in [s for s in SUBSETS if any(s in subs for o in outputs.values() for subs in o.values())]:
         fixed, holes, crossfit = {}, {}, {}
         for k, fold_out in outputs.items():
             # cross-fitting: the search sees only the other folds' held-out patients (their own modalities)
@@ -228,6 +246,7 @@ def main() -> int:
               f"{json.dumps({key: v for key, v in asdict(post).items() if v is not None})}")
     (args.out / "real_cv_settings.json").write_text(json.dumps(
         {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
+         "synthetic": args.synthetic, "modalities": args.modalities,
          "config": str(args.config), "overrides": overrides, "threads": os.environ.get("OMP_NUM_THREADS"),
          "cross_fitted": {k: asdict(p) for k, p in chosen.items()}}, indent=1, default=list))
     return 0

@@ -14,6 +14,20 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The suite's "auto" device is the CPU, also on a GPU host (subprocesses inherit it): the bit-exact resume and
+# ONNX comparisons hold on the CPU only. Tests marked ``gpu`` choose CUDA themselves (GLIOMASK_TEST_GPU=1).
+os.environ["GLIOMASK_DEVICE"] = "cpu"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if os.environ.get("GLIOMASK_TEST_GPU") == "1" and torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU and GLIOMASK_TEST_GPU=1")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 from gliomask.data.prepare import PrepareSettings, prepare  # noqa: E402
 from gliomask.data.synth import BRATS_AFFINE, synthesize  # noqa: E402

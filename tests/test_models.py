@@ -82,6 +82,48 @@ def test_coco_state_dict_loads_with_inflation(tmp_path):
     assert "loaded" in report.summary() and "re-initialised" in report.summary()
 
 
+def _legacy_name(key: str) -> str:
+    """The key names of torchvision files saved before FPN and RPN heads became Conv2dNormActivation blocks."""
+    import re
+
+    key = re.sub(r"^(backbone\.fpn\.(?:inner|layer)_blocks\.\d+)\.0\.(weight|bias)$", r"\1.\2", key)
+    return re.sub(r"^(rpn\.head\.conv)\.0\.0\.(weight|bias)$", r"\1.\2", key)
+
+
+def test_a_coco_file_with_the_old_fpn_and_rpn_names_loads_every_tensor(tmp_path):
+    """maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth holds inner_blocks.0.weight and rpn.head.conv.weight."""
+    torch.manual_seed(2)
+    reference = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91)
+    old = {_legacy_name(k): v for k, v in reference.state_dict().items()}
+    assert "backbone.fpn.inner_blocks.0.weight" in old and "rpn.head.conv.weight" in old
+    path = tmp_path / "maskrcnn_resnet50_fpn_coco-old.pth"
+    torch.save(old, path)
+    model = build_maskrcnn(num_classes=3, in_channels=4, backbone="resnet50_fpn", box_head_dim=1024, mask_head_layers=4)
+    report = load_weights(model, path)
+    assert not report.unexpected, report.unexpected
+    assert torch.equal(model.backbone.fpn.inner_blocks[0][0].weight, reference.backbone.fpn.inner_blocks[0][0].weight)
+    assert torch.equal(model.rpn.head.conv[0][0].weight, reference.rpn.head.conv[0][0].weight)
+    assert "backbone.fpn" in report.summary() and "rpn.head" in report.summary()
+
+
+def test_coco_weights_follow_the_version_of_the_heads(monkeypatch):
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
+
+    torch.manual_seed(3)
+    v2 = torchvision.models.detection.maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91)
+    asked = []
+    monkeypatch.setattr(MaskRCNN_ResNet50_FPN_V2_Weights, "get_state_dict",
+                        lambda self, *a, **k: asked.append("v2") or v2.state_dict())
+    monkeypatch.setattr(MaskRCNN_ResNet50_FPN_Weights, "get_state_dict", lambda self, *a, **k: asked.append("v1") or {})
+    model = build_maskrcnn(num_classes=3, in_channels=4, backbone="resnet50_fpn", version="v2", box_head_dim=1024,
+                           mask_head_layers=4)
+    report = load_weights(model, "coco", "v2")
+    assert asked == ["v2"]
+    assert not report.unexpected and "roi_heads.box_head.0.0.weight" in report.loaded
+    assert torch.equal(model.roi_heads.mask_head[0][0].weight, v2.roi_heads.mask_head[0][0].weight)
+    assert "roi_heads.box_head" in report.summary()
+
+
 def test_imagenet_backbone_file_loads(tmp_path):
     net = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18.pth"

@@ -259,6 +259,66 @@ def test_onnx_export_predicts_like_pytorch(checkpoint, brats2019, tmp_path):
     assert (out / f"{case.name}_seg.nii.gz").is_file()
 
 
+@pytest.fixture(scope="module")
+def onnx_model(checkpoint, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    from gliomask.models.onnx_export import export_onnx
+
+    return export_onnx(checkpoint, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def _tampered(source, out, edit):
+    import onnx
+
+    proto = onnx.load(str(source))
+    edit(proto)
+    onnx.save(proto, str(out))
+    return out
+
+
+def _set_meta(proto, key, value):
+    for entry in proto.metadata_props:
+        if entry.key == key:
+            entry.value = value
+
+
+def _reversed_modalities(proto):
+    meta = json.loads(next(e.value for e in proto.metadata_props if e.key == "gliomask"))
+    _set_meta(proto, "gliomask", json.dumps({**meta, "modalities": meta["modalities"][::-1]}))
+
+
+def _three_modalities(proto):
+    meta = json.loads(next(e.value for e in proto.metadata_props if e.key == "gliomask"))
+    _set_meta(proto, "gliomask", json.dumps({**meta, "modalities": meta["modalities"][:3]}))
+
+
+def _unrelated_graph(proto):
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [16, "h", "w"])
+    regions = helper.make_tensor_value_info("regions", TensorProto.FLOAT, [16, "h", "w"])
+    other = helper.make_model(helper.make_graph([helper.make_node("Identity", ["image"], ["regions"])], "other",
+                                                [image], [regions]), opset_imports=[helper.make_opsetid("", 17)])
+    proto.graph.CopyFrom(other.graph)
+    onnx.checker.check_model(proto)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    pytest.param(_reversed_modalities, "changed after `gliomask export`", id="modality order reversed"),
+    pytest.param(_three_modalities, "changed after `gliomask export`", id="wrong modality count"),
+    pytest.param(lambda p: _set_meta(p, "gliomask", "{not json"), "not JSON", id="invalid JSON"),
+    pytest.param(lambda p: _set_meta(p, "gliomask", "[1, 2]"), "not a mapping", id="a list"),
+    pytest.param(_unrelated_graph, "changed after `gliomask export`", id="unrelated graph with copied metadata"),
+    pytest.param(lambda p: p.metadata_props.pop(), "no digest", id="digest removed"),
+])
+def test_tampered_onnx_exports_are_refused_with_one_line(onnx_model, brats2019, tmp_path, capsys, edit, needle):
+    bad = _tampered(onnx_model, tmp_path / "tampered.onnx", edit)
+    case = sorted(brats2019.glob("*GG/*"))[0]
+    refused(capsys, ["predict", "-i", case, "-o", tmp_path / "pred", "-m", bad, "--quiet"], "tampered.onnx", needle,
+            watch=[tmp_path, case])
+
+
 def test_export_refuses_what_it_cannot_export(checkpoint, tmp_path):
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_bytes(b"not a checkpoint")

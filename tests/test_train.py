@@ -140,11 +140,13 @@ from gliomask.engine.train import train
 from gliomask.engine import distributed as d
 prepared, run = sys.argv[1], sys.argv[2]
 cfg = load_config(None, ["train.workers=0", "train.batch_size=2", "train.epochs=1", "train.max_steps_per_epoch=3",
-                         "train.warmup_steps=1", "train.threads=1", "train.val_every=1000", "train.log_every=1"])
+                         "train.warmup_steps=1", "train.threads=1", "train.val_every=1", "train.log_every=1"])
 def save(model):
     torch.save({k: v.detach() for k, v in model.named_parameters()}, f"{run}/rank{d.rank()}.pt")
-summary = train(prepared, run, cfg, fold=None, progress=False, end_hook=save)
+# fold 0: the final validation is sharded over the ranks and the post-processing search gathers their figures
+summary = train(prepared, run, cfg, fold=0, progress=False, end_hook=save)
 assert summary["world_size"] == 2
+torch.save({"validation": summary["validation"]["tuned"]}, f"{run}/summary_rank{d.rank()}.pt")
 d.cleanup()
 """
 
@@ -165,8 +167,14 @@ def test_torchrun_two_processes_gloo_keep_identical_parameters(prepared, tmp_pat
         assert torch.equal(a[key], b[key]), key
     start = load_checkpoint(run / "last.pt")
     assert start["epoch"] == 0
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(l)["step"] for l in lines] == [1, 2, 3]  # rank 0 alone logs, with reduced losses
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines if l["type"] == "train"] == [1, 2, 3]  # rank 0 alone logs, with reduced losses
+    assert [l["type"] for l in lines].count("val") == 1  # the final validation, on both ranks' shards
+    # both ranks agree on the tuned figures (gathered), and the global batch sets the learning rate
+    assert (torch.load(run / "summary_rank0.pt", weights_only=True) == torch.load(run / "summary_rank1.pt", weights_only=True))
+    assert start["postprocessing"]["region_thresholds"]
+    log = (run / "train.log").read_text()
+    assert "global batch 4 (2 per process), learning rate 0.04 (0.02 x 2)" in log, log
     assert not any(torch.equal(a[k], torch.zeros_like(a[k])) for k in a if k.endswith("weight"))
 
 
@@ -235,3 +243,44 @@ def test_an_error_on_rank_0_reaches_every_rank(tmp_path):
     assert (tmp_path / "rank0.txt").read_text().startswith("OSError")
     rank1 = (tmp_path / "rank1.txt").read_text()
     assert rank1.startswith("GliomaskError: rank 0 stopped") and "No space left on device" in rank1, rank1
+
+
+def test_sigterm_saves_a_resumable_run_and_resume_continues_exactly(prepared, tmp_path):
+    """How SLURM and Kubernetes preempt: SIGTERM to the training process (DataLoader worker on). It saves
+    last.pt at the next step boundary, mid-epoch, says so in one line and exits 143; --resume then ends
+    with the same weights as a run never stopped, and each step is logged once."""
+    import signal
+    import time
+
+    settings = ["train.epochs=2", "train.max_steps_per_epoch=6", "train.batch_size=2", "train.threads=2",
+                "train.workers=1", "train.warmup_steps=2", "train.log_every=1", "train.val_every=1000", "infer.tune=false"]
+
+    def command(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "gliomask", "train", "--data", str(prepared), "--out", str(out), "--fold", "-1",
+                "--quiet", *extra, *settings]
+
+    whole = tmp_path / "whole"
+    assert subprocess.run(command(whole), capture_output=True, text=True, timeout=600).returncode == 0
+    run = tmp_path / "run"
+    proc = subprocess.Popen(command(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("gliomask: stopped by SIGTERM at epoch 0, step ") and "--resume" in last_line, stderr
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["partial_epoch"]["epoch"] == 0 and 2 <= saved["partial_epoch"]["steps_done"] < 6
+    assert not (run / "best.pt").exists()
+    resumed = subprocess.run(command(run, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = load_checkpoint(whole / "last.pt"), load_checkpoint(run / "last.pt")
+    for key in a["train_model"]:
+        assert torch.equal(a["train_model"][key], b["train_model"][key]), key
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, 13))

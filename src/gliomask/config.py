@@ -236,7 +236,8 @@ HELP = {
     "train.max_steps_per_epoch": "cap on an epoch's steps (quick runs); none = the whole epoch",
     "train.batch_size": "slices per step and process",
     "train.optimizer": "sgd or adamw",
-    "train.lr": "peak learning rate",
+    "train.lr": "peak learning rate for one process's batch; under torchrun it is multiplied by the number of "
+                "processes (the global batch grows with them)",
     "train.momentum": "SGD momentum (AdamW beta1)",
     "train.weight_decay": "weight decay",
     "train.warmup_steps": "linear warm-up steps before the cosine decay",

@@ -9,8 +9,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
-
 from gliomask.data.prepare import PrepareSettings, prepare
 from gliomask.data.synth import synthesize
 from gliomask.config import load_config
@@ -19,6 +17,7 @@ from gliomask.errors import GliomaskError
 from gliomask.evaluation.evaluate import evaluate_folders, format_table
 from gliomask.evaluation.report_run import write_visual_report
 from gliomask.inference.predict import predict_cases
+from gliomask.models.factory import resolve_device
 from gliomask.utils import default_workers
 
 DEMO_MARKER = ".gliomask-demo"
@@ -48,7 +47,8 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / DEMO_MARKER).write_text("made by gliomask demo; `gliomask demo --fresh` may replace this folder\n")
-    on_gpu = (device == "auto" and torch.cuda.is_available()) or device.startswith("cuda")
+    resolved = resolve_device(device)  # one device for training and prediction, as --device says
+    on_gpu = resolved.type == "cuda"
     minutes = minutes if minutes is not None else (2.0 if on_gpu else 7.0)
     workers = default_workers()
     t0 = time.monotonic()
@@ -72,7 +72,7 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
 
     log("[4/6] predicting the held-out cases")
     predict_cases(out / "brats_test", out / "predictions", out / "run" / "best.pt",
-                  device="cuda" if on_gpu else "cpu", progress=progress)
+                  device=str(resolved), progress=progress)
     stamps["predict"] = time.monotonic() - t0
 
     log("[5/6] evaluating against their ground truth")

@@ -91,6 +91,17 @@ def default_threads() -> int | None:
     return None if os.environ.get("OMP_NUM_THREADS") else usable_cpus()
 
 
+def local_cuda_index() -> int:
+    """This process's GPU among the visible ones: ``LOCAL_RANK`` (torchrun) modulo the visible GPU count,
+    so that one GPU per rank (SLURM's ``--gpus-per-task=1``, CUDA_VISIBLE_DEVICES set per rank: every
+    rank sees its own GPU as 0) and all of a node's GPUs visible to every rank both work."""
+    import torch
+
+    local = os.environ.get("LOCAL_RANK", "")
+    count = torch.cuda.device_count()
+    return int(local) % count if local.isdigit() and count else 0
+
+
 def default_workers() -> int:
     return max(1, min(4, usable_cpus()))
 

@@ -8,7 +8,7 @@ import sys
 
 from gliomask import __version__
 from gliomask.cli import config, demo, evaluate, export, export_coco, predict, prepare, synth, train
-from gliomask.errors import GliomaskError
+from gliomask.errors import GliomaskError, Preempted
 
 COMMANDS = (synth, prepare, export_coco, train, predict, evaluate, export, demo, config)
 
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except Preempted as exc:  # not an error: the run saved where it stood and can be resumed
+        print(f"gliomask: {exc}", file=sys.stderr)
+        return exc.exit_code
     except GliomaskError as exc:
         print(f"gliomask: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -19,8 +19,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from gliomask.engine.distributed import cleanup
     from gliomask.engine.train import train
 
-    train(args.data, args.out, fold=None if args.fold < 0 else args.fold, resume=args.resume,
-          overrides=args.overrides, config_file=args.config, command_line=sys.argv, progress=not args.quiet)
+    try:
+        train(args.data, args.out, fold=None if args.fold < 0 else args.fold, resume=args.resume,
+              overrides=args.overrides, config_file=args.config, command_line=sys.argv, progress=not args.quiet)
+    finally:
+        cleanup()  # destroy the process group under torchrun (NCCL warns at exit otherwise)
     return 0  # the summary line was printed (stderr) and written to <out>/train.log by the engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -12,6 +13,9 @@ from gliomask.data.instances import slice_instances
 from gliomask.data.planes import plane_dim, plane_view, seg_view
 from gliomask.labels import regions_from_labels
 from gliomask.data.prepared import Prepared
+
+
+MAX_OPEN_CASES = 64  # cases whose arrays stay memory-mapped in one worker (2 file descriptors each)
 
 
 class PreparedSlices(Dataset):
@@ -58,7 +62,7 @@ class PreparedSlices(Dataset):
                         continue
                     self.index.append((cid, dim, int(s)))
                     self.is_negative.append(neg)
-        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._arrays: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def _slices(self, cid: str, img, seg, dim: int) -> list[int]:
         if dim == 0:
@@ -76,7 +80,14 @@ class PreparedSlices(Dataset):
         return len(self.index)
 
     def _case(self, cid: str):
-        if cid not in self._arrays:  # memory-mapped, opened lazily in each worker
+        """A case's memory-mapped arrays, opened lazily in each worker. Each map holds a file descriptor:
+        only the MAX_OPEN_CASES most recently used stay open, so that a BraTS-sized set (1,000+ cases,
+        two maps each) stays far below a usual ``ulimit -n`` of 1,024 in every worker."""
+        if cid in self._arrays:
+            self._arrays.move_to_end(cid)
+        else:
+            while len(self._arrays) >= MAX_OPEN_CASES:
+                self._arrays.popitem(last=False)  # the maps close when their last reference goes
             self._arrays[cid] = self.prepared.arrays(cid)
         return self._arrays[cid]
 

@@ -24,6 +24,7 @@ from gliomask.data.normalize import brain_mask
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import Case, LoadedCase
 
+NEGATIVE_TOLERANCE = 0.9  # share of non-zero voxels that may be negative (magnitudes: none; z-scored: about half)
 BACKGROUND_TOLERANCE = 0.05  # share of the volume's outer faces that may be non-zero (skull-stripped: ~0)
 CORRELATION_STRIDE = 4  # every 4th brain voxel: the same correlations to ~1e-3, a quarter of the time
 # Flagged when the files as named are at least SWAP_MIN_MISMATCH from the training correlations (mean
@@ -39,6 +40,11 @@ def image_problems(data: np.ndarray) -> list[str]:
     lo, hi = float(data.min()), float(data.max())
     if lo == hi:
         return [f"the image is constant (every voxel {lo:g}): a blank or failed export"]
+    inside = data[data != 0]
+    negative = float(np.count_nonzero(inside < 0)) / max(inside.size, 1)
+    if negative > NEGATIVE_TOLERANCE:
+        return [f"{negative:.0%} of the brain's voxels are negative: an inverted or rescaled scan? gliomask expects "
+                "MRI magnitudes, positive inside the brain and 0 outside"]
     faces = np.concatenate([data[[0, -1]].ravel(), data[:, [0, -1]].ravel(), data[:, :, [0, -1]].ravel()])
     share = float(np.count_nonzero(faces)) / faces.size
     if share > BACKGROUND_TOLERANCE:

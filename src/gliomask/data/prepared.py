@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +95,13 @@ class Prepared:
                 out.append(np.load(path, mmap_mode=mode))
             except FileNotFoundError:
                 raise GliomaskError("prepared array missing: the prepared folder is damaged; prepare again", path) from None
-            except (OSError, ValueError, EOFError) as exc:
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):  # not damage: the process ran out of descriptors
+                    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                    raise GliomaskError(f"too many open files (ulimit -n is {limit}): raise the limit, or use fewer "
+                                        "train.workers", path) from None
+                raise GliomaskError(f"prepared array unreadable ({type(exc).__name__}: {exc}); prepare again", path) from None
+            except (ValueError, EOFError) as exc:
                 raise GliomaskError(f"prepared array unreadable ({type(exc).__name__}: {exc}); prepare again", path) from None
         images, seg = out
         channels = len(self.settings["modalities"])

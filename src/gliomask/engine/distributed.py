@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from gliomask.errors import GliomaskError
+from gliomask.utils import local_cuda_index
 
 
 def init_distributed(device_kind: str) -> tuple[int, int, int]:
@@ -19,7 +20,7 @@ def init_distributed(device_kind: str) -> tuple[int, int, int]:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device_kind == "cuda" else "gloo"
         if device_kind == "cuda":
-            torch.cuda.set_device(local)
+            torch.cuda.set_device(local_cuda_index())
         dist.init_process_group(backend=backend)
     return rank, world, local
 

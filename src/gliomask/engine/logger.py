@@ -25,14 +25,21 @@ class Logger:
                 raise GliomaskError("train.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
             self.tb = SummaryWriter(str(run / "tensorboard"))
 
-    def keep_before(self, epoch: int) -> None:
-        """On resume: drop the records of ``epoch`` and later, which the resumed run logs again."""
+    def keep_before(self, epoch: int, through_step: int | None = None) -> None:
+        """On resume: drop the records of ``epoch`` and later, which the resumed run logs again; with
+        ``through_step`` (a run stopped mid-epoch) keep ``epoch``'s training records up to that step."""
         if not self.enabled or not self.path.is_file():
             return
         if self.path.is_symlink():
             raise GliomaskError("metrics.jsonl is a symbolic link; refusing to write through it", self.path)
         lines = self.path.read_text().splitlines(keepends=True)
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("epoch", -1) < epoch]
+        def kept_record(record: dict) -> bool:
+            if record.get("epoch", -1) < epoch:
+                return True
+            return (through_step is not None and record.get("epoch") == epoch and record.get("type") == "train"
+                    and record.get("step", 0) <= through_step)
+
+        kept = [ln for ln in lines if ln.strip() and kept_record(json.loads(ln))]
         if len(kept) != len(lines):
             with atomic_path(self.path) as tmp:
                 tmp.write_text("".join(kept))

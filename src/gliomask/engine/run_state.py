@@ -40,7 +40,16 @@ def set_rng_state(state: dict) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     np.random.set_state(("MT19937", state["numpy"]["keys"].numpy().astype(np.uint32), state["numpy"]["pos"], 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # a run saved with more GPUs visible (4 per rank) resumed with fewer (1): restore the ones there are
+        for index, cuda_state in enumerate(list(state["cuda"])[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+
+
+def restore_scaler(scaler, state: dict | None) -> None:
+    """Load a GradScaler's saved state; a run saved without AMP (on a CPU, or ``train.amp=false``) saved an
+    empty one, and a resumed run that now uses AMP starts a fresh scale instead of failing."""
+    if state:
+        scaler.load_state_dict(state)
 
 
 def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProcessing, fold, train_ids, val_ids,

@@ -32,10 +32,12 @@ class TumourBalancedSampler(Sampler[tuple[int, int]]):
         self.n_neg = min(len(self.neg), wanted)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
+        self.skip = 0
         self.per_rank = math.ceil((len(self.pos) + self.n_neg) / world_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """``skip``: samples of this rank's share already used (a run resumed mid-epoch starts after them)."""
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -45,8 +47,8 @@ class TumourBalancedSampler(Sampler[tuple[int, int]]):
         total = self.per_rank * self.world_size
         if len(order) < total:  # as DistributedSampler: repeat the order as often as needed
             order = (order * math.ceil(total / max(len(order), 1)))[:total]
-        positions = range(self.rank, total, self.world_size)
+        positions = range(self.rank, total, self.world_size)[self.skip:]
         return iter([(order[p], augmentation_seed(self.seed, self.epoch, p)) for p in positions])
 
     def __len__(self) -> int:
-        return self.per_rank
+        return max(self.per_rank - self.skip, 0)

@@ -26,11 +26,12 @@ from gliomask.data.transforms import SliceAugment
 from gliomask.engine import distributed as dist_utils
 from gliomask.engine.ema import weight_ema
 from gliomask.engine.logger import Logger, say
-from gliomask.engine.run_state import checkpoint_payload, rng_state, set_rng_state, versions
+from gliomask.engine.preemption import StopRequests, ignore_stop_signals, signal_name
+from gliomask.engine.run_state import checkpoint_payload, restore_scaler, rng_state, set_rng_state, versions
 from gliomask.engine.sampler import TumourBalancedSampler
 from gliomask.engine.schedule import WarmupCosine
 from gliomask.engine.validate import estimate_seconds, tune_postprocessing, validate
-from gliomask.errors import GliomaskError
+from gliomask.errors import GliomaskError, Preempted
 from gliomask.inference.core import PostProcessing
 from gliomask.labels import CLASS_SCHEMES
 from gliomask.io.atomic import append_text, remove_stale_temporaries
@@ -41,6 +42,8 @@ from gliomask.models.weights import load_weights
 from gliomask.utils import default_threads, progress_bar, write_json
 
 RESERVE_EVERY = 50  # steps between re-estimates of the final validation's cost
+# what only last.pt needs, to resume; best.pt is for prediction
+RESUME_ONLY = ("train_model", "ema", "optimizer", "scheduler", "scaler", "rng", "rng_per_rank")
 
 
 # What a run folder holds; every one is written by rank 0 of this function or its loops.
@@ -135,14 +138,15 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                                     rank=rank, world_size=world)
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
                                          num_workers=tc.workers, drop_last=len(sampler) >= tc.batch_size,
-                                         persistent_workers=tc.workers > 0,
+                                         pin_memory=device.type == "cuda",  # so that .to(device, non_blocking=True) overlaps
+                                         persistent_workers=tc.workers > 0, worker_init_fn=ignore_stop_signals,
                                          # its own generator: drawing worker seeds must not move the global
                                          # RNG, which a resumed run's persistent workers would draw at another step
                                          generator=torch.Generator().manual_seed(tc.seed + rank))
     num_classes = len(CLASS_SCHEMES[scheme])
     model = model_from_config(cfg, num_classes, input_channels(len(prepared.settings["modalities"]), context,
                                                                cfg.model.modality_flags))
-    weights_report = load_weights(model, cfg.model.weights) if cfg.model.weights and ckpt is None else None
+    weights_report = load_weights(model, cfg.model.weights, cfg.model.version) if cfg.model.weights and ckpt is None else None
     if world > 1 and tc.sync_bn and device.type != "cuda":
         raise GliomaskError("train.sync_bn=true needs CUDA (SyncBatchNorm is CUDA-only)")
     for name in RUN_FILES:  # a planted link must not redirect a log or a checkpoint, nor leave half a run folder
@@ -202,136 +206,166 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                                dims=dims, flags=cfg.model.modality_flags)
         return budget - min(dist_utils.all_reduce_max(1.25 * est, device), 0.5 * budget)
 
-    schedule = WarmupCosine(optimizer, base_lr=tc.lr, warmup_steps=tc.warmup_steps,
+    # train.lr is for one process's batch; under torchrun the global batch is world_size times larger and the
+    # learning rate grows with it (the linear scaling rule, as torchvision's detection references scale theirs)
+    base_lr = tc.lr * world
+    if main and world > 1:
+        say(out, f"{world} processes: global batch {tc.batch_size * world} ({tc.batch_size} per process), "
+                 f"learning rate {base_lr:g} ({tc.lr:g} x {world}); each step uses the global batch")
+    schedule = WarmupCosine(optimizer, base_lr=base_lr, warmup_steps=tc.warmup_steps,
                             total_steps=steps_per_epoch * tc.epochs,
                             max_seconds=loop_budget(), min_ratio=tc.min_lr_ratio)
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, elapsed_before = 0, 0.0
+    start_epoch, elapsed_before, skip = 0, 0.0, 0
     if ckpt is not None:
         core.load_state_dict(ckpt.get("train_model", ckpt["model"]))
         if ema is not None and "ema" in ckpt:
             ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        restore_scaler(scaler, ckpt.get("scaler"))
         per_rank = ckpt.get("rng_per_rank") or []
         # each rank continues its own random stream (RoI sampling draws from it); an older checkpoint, or one
         # from another world size, has rank 0's only
         set_rng_state(per_rank[rank] if len(per_rank) == world else ckpt["rng"])
         start_epoch = int(ckpt["epoch"]) + 1
+        skip = int((ckpt.get("partial_epoch") or {}).get("steps_done", 0))  # stopped by a signal mid-epoch
         elapsed_before = schedule.elapsed
         if main:
-            say(out, f"resuming {out / 'last.pt'} at epoch {start_epoch}")
+            say(out, f"resuming {out / 'last.pt'} at epoch {start_epoch}" + (f", step {skip} of it" if skip else ""))
 
     logger = Logger(out, main, tc.tensorboard)
-    logger.keep_before(start_epoch)  # a resumed run redoes the epochs after last.pt: log them once
+    # a resumed run redoes what came after last.pt: log it once
+    logger.keep_before(start_epoch, through_step=schedule.step_count if skip else None)
     t0 = time.monotonic() - elapsed_before
     last_val: dict = dict(ckpt.get("validation") or {}) if ckpt is not None else {}
     val_seconds = float(ckpt.get("val_seconds", 0.0)) if ckpt is not None else 0.0
-    stop = False
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, tc.epochs):
-        sampler.set_epoch(epoch)
-        model.train()
-        bar = progress_bar(loader, total=steps_per_epoch, desc=f"epoch {epoch}", enabled=progress and main)
-        loss_value = None
-        for step_in_epoch, (images, targets) in enumerate(bar):
-            if step_in_epoch >= steps_per_epoch:
-                break
-            images = [im.to(device, non_blocking=True) for im in images]
-            targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
-            lr = schedule.apply()
-            with torch.autocast(device.type, enabled=use_amp):
-                loss_dict = model(images, targets)
-            loss = sum(loss_dict.values())
-            reduced = dist_utils.reduce_dict({k: v.detach() for k, v in loss_dict.items()})
-            loss_value = float(sum(reduced.values()))
-            if not math.isfinite(loss_value):
-                raise GliomaskError(
-                    f"loss is {loss_value} at epoch {epoch}, step {schedule.step_count} "
-                    f"({', '.join(f'{k}={float(v):.3g}' for k, v in reduced.items())}); "
-                    "lower train.lr, raise train.warmup_steps or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.clip_grad_norm:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, tc.clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            if ema is not None:
-                ema.update_parameters(core)
-            elapsed = dist_utils.all_reduce_max(time.monotonic() - t0, device) if budget else time.monotonic() - t0
-            schedule.step(elapsed)
-            if main and schedule.step_count % tc.log_every == 0:
-                logger.log({"type": "train", "epoch": epoch, "step": schedule.step_count, "lr": lr,
-                            "loss": loss_value, **{k: float(v) for k, v in reduced.items()}, "seconds": elapsed})
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.4f}")
-            if schedule.max_seconds and schedule.step_count % RESERVE_EVERY == 0:
-                schedule.max_seconds = loop_budget()
-            if schedule.max_seconds and elapsed >= schedule.max_seconds:
-                stop = True
-                break
-        if hasattr(bar, "close"):
-            bar.close()
-        finished = stop or epoch == tc.epochs - 1
-        elapsed = time.monotonic() - t0
-        if main and loss_value is not None:
-            say(out, f"epoch {epoch}: step {schedule.step_count}, loss {loss_value:.3f}, lr {lr:.4g}, "
-                     f"{elapsed / 60:.1f} min")
-        # Fixed-setting validation while training, only while it stays within train.val_share of the
-        # wall time; the final one (below) always runs.
-        if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
-            expected = last_val.get("seconds") or dist_utils.all_reduce_max(estimate_seconds(
-                evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims,
-                flags=cfg.model.modality_flags), device)
-            if val_seconds + expected <= tc.val_share * (elapsed + expected):
-                last_val = validate(evaluated, prepared, val_ids, post=post, **val_kwargs)
-                val_seconds += last_val["seconds"]
-                if main:
-                    logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val, "elapsed": elapsed})
-                    say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
-                        f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)")
-        tuned = post
-        if finished and val_ids:
-            last_val, outputs = validate(evaluated, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
-            t_tune = time.monotonic()
-            if cfg.infer.tune:
-                tuned, after = tune_postprocessing(outputs, post)
-            else:
-                after = {k: v for k, v in last_val.items() if k.startswith("dice_")}
-            del outputs
-            last_val = {**last_val, "tuned": {k: v for k, v in after.items() if k.startswith("dice_")},
-                        "tune_seconds": time.monotonic() - t_tune}
-            val_seconds += last_val["seconds"] + last_val["tune_seconds"]
-            if main:
-                logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
-                say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
-                    f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
-                    f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)")
+    def save_checkpoints(epoch_done: int, finished: bool, tuned: PostProcessing, partial: dict | None = None) -> None:
+        """last.pt (and, when ``finished``, best.pt) after ``epoch_done``; ``partial``: the epoch in progress
+        and its steps done, when a signal stopped the run mid-epoch."""
         rng_per_rank = dist_utils.all_gather_object(rng_state())  # every rank takes part
 
-        def save_checkpoints() -> None:
+        def write() -> None:
             state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_per_rank[0],
-                     "rng_per_rank": rng_per_rank, "fold": fold,
-                     "val_seconds": val_seconds}
+                     "scaler": scaler.state_dict(), "epoch": epoch_done, "rng": rng_per_rank[0],
+                     "rng_per_rank": rng_per_rank, "fold": fold, "val_seconds": val_seconds, "partial_epoch": partial}
             if ema is not None:  # resume needs the raw weights and the average
                 state.update(train_model={k: v.detach().cpu() for k, v in core.state_dict().items()},
                              ema={k: v.detach().cpu() for k, v in ema.state_dict().items()})
             payload = checkpoint_payload(evaluated, cfg, prepared, post=tuned, fold=fold, train_ids=train_ids,
                                          val_ids=val_ids, extra={**state, "validation": last_val})
             save_checkpoint(payload, out / "last.pt")
-            if finished:  # the final (averaged) weights with the post-processing chosen for them
-                save_checkpoint({k: v for k, v in payload.items() if k not in ("train_model", "ema")}, out / "best.pt")
+            if finished:  # the final (averaged) weights with the post-processing chosen for them; no resume state
+                save_checkpoint({k: v for k, v in payload.items() if k not in RESUME_ONLY}, out / "best.pt")
 
-        dist_utils.on_main(save_checkpoints)  # a full disk on rank 0 stops every rank, not rank 0 alone
-        if epoch_end_hook is not None:
-            epoch_end_hook(epoch)
-        if stop:
-            break
+        dist_utils.on_main(write)  # a full disk on rank 0 stops every rank, not rank 0 alone
+
+    stop = False
+    epoch = start_epoch - 1
+    stops = StopRequests().__enter__()  # SIGTERM / SIGINT: noted, acted on at a step boundary; undone below
+    try:
+        for epoch in range(start_epoch, tc.epochs):
+            sampler.set_epoch(epoch, skip=skip * tc.batch_size if epoch == start_epoch else 0)
+            model.train()
+            bar = progress_bar(loader, total=steps_per_epoch, desc=f"epoch {epoch}", enabled=progress and main)
+            loss_value = None
+            first = skip if epoch == start_epoch else 0
+            interrupted = None
+            for step_in_epoch, (images, targets) in enumerate(bar, start=first):
+                if step_in_epoch >= steps_per_epoch:
+                    break
+                images = [im.to(device, non_blocking=True) for im in images]
+                targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+                lr = schedule.apply()
+                with torch.autocast(device.type, enabled=use_amp):
+                    loss_dict = model(images, targets)
+                loss = sum(loss_dict.values())
+                reduced = dist_utils.reduce_dict({k: v.detach() for k, v in loss_dict.items()})
+                loss_value = float(sum(reduced.values()))
+                if not math.isfinite(loss_value):
+                    raise GliomaskError(
+                        f"loss is {loss_value} at epoch {epoch}, step {schedule.step_count} "
+                        f"({', '.join(f'{k}={float(v):.3g}' for k, v in reduced.items())}); "
+                        "lower train.lr, raise train.warmup_steps or check the data")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if tc.clip_grad_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, tc.clip_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                if ema is not None:
+                    ema.update_parameters(core)
+                elapsed = dist_utils.all_reduce_max(time.monotonic() - t0, device) if budget else time.monotonic() - t0
+                schedule.step(elapsed)
+                if main and schedule.step_count % tc.log_every == 0:
+                    logger.log({"type": "train", "epoch": epoch, "step": schedule.step_count, "lr": lr,
+                                "loss": loss_value, **{k: float(v) for k, v in reduced.items()}, "seconds": elapsed})
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.4f}")
+                if schedule.max_seconds and schedule.step_count % RESERVE_EVERY == 0:
+                    schedule.max_seconds = loop_budget()
+                if schedule.max_seconds and elapsed >= schedule.max_seconds:
+                    stop = True
+                    break
+                signum = stops.agreed(device) if world > 1 or stops.signum else None
+                if signum:
+                    interrupted = (signum, step_in_epoch + 1)
+                    break
+            if hasattr(bar, "close"):
+                bar.close()
+            if interrupted:  # a signal: save where the run stands, mid-epoch, and stop (resumable)
+                signum, steps_done = interrupted
+                save_checkpoints(epoch - 1, False, post, partial={"epoch": epoch, "steps_done": steps_done})
+                raise Preempted(f"stopped by {signal_name(signum)} at epoch {epoch}, step {schedule.step_count}: "
+                                f"{out / 'last.pt'} saved; continue with `gliomask train --data {data} --out {out} "
+                                "--resume`", signum)
+            finished = stop or epoch == tc.epochs - 1
+            elapsed = time.monotonic() - t0
+            if main and loss_value is not None:
+                say(out, f"epoch {epoch}: step {schedule.step_count}, loss {loss_value:.3f}, lr {lr:.4g}, "
+                         f"{elapsed / 60:.1f} min")
+            # Fixed-setting validation while training, only while it stays within train.val_share of the
+            # wall time; the final one (below) always runs.
+            if val_ids and not finished and (epoch + 1) % tc.val_every == 0:
+                expected = last_val.get("seconds") or dist_utils.all_reduce_max(estimate_seconds(
+                    evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device, dims=dims,
+                    flags=cfg.model.modality_flags), device)
+                # one clock for all ranks: each rank's own could disagree and send the ranks into different collectives
+                elapsed = dist_utils.all_reduce_max(elapsed, device)
+                if val_seconds + expected <= tc.val_share * (elapsed + expected):
+                    last_val = validate(evaluated, prepared, val_ids, post=post, **val_kwargs)
+                    val_seconds += last_val["seconds"]
+                    if main:
+                        logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val, "elapsed": elapsed})
+                        say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
+                            f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)")
+            tuned = post
+            if finished and val_ids:
+                last_val, outputs = validate(evaluated, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
+                t_tune = time.monotonic()
+                if cfg.infer.tune:
+                    tuned, after = tune_postprocessing(outputs, post)
+                else:
+                    after = {k: v for k, v in last_val.items() if k.startswith("dice_")}
+                del outputs
+                last_val = {**last_val, "tuned": {k: v for k, v in after.items() if k.startswith("dice_")},
+                            "tune_seconds": time.monotonic() - t_tune}
+                val_seconds += last_val["seconds"] + last_val["tune_seconds"]
+                if main:
+                    logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
+                    say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
+                        f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
+                        f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)")
+            save_checkpoints(epoch, finished, tuned)
+            if epoch_end_hook is not None:
+                epoch_end_hook(epoch)
+            if stop:
+                break
+    finally:
+        stops.__exit__()
     summary = {"epochs_done": epoch + 1, "steps": schedule.step_count, "seconds": time.monotonic() - t0,
                "train_seconds": schedule.elapsed, "val_seconds": val_seconds, "validation": last_val,
                "best": str(out / "best.pt"), "last": str(out / "last.pt"), "world_size": world}

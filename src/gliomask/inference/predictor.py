@@ -162,9 +162,16 @@ class Predictor:
                                     f"missing {', '.join(missing)}")
             present = tuple(m for m in self.modalities if m in images)
             shape = np.shape(images[present[0]])
+            for m in present:
+                if np.ndim(images[m]) != 3 or np.shape(images[m]) != shape:
+                    raise GliomaskError(f"modality {m}: array of shape {tuple(np.shape(images[m]))}, but "
+                                        f"{present[0]} has {tuple(shape)}; every modality must be one 3-D array "
+                                        "of the same shape")
             images = np.stack([np.asarray(images[m], dtype=np.float32) if m in images else np.zeros(shape, np.float32)
                                for m in self.modalities])
         images = np.asarray(images, dtype=np.float32)
+        if affine is not None and np.shape(affine) != (4, 4):
+            raise GliomaskError(f"affine must be a 4 x 4 voxel-to-mm matrix, got shape {tuple(np.shape(affine))}")
         # With an affine the input is mapped to the voxel orientation and spacing the model was trained on,
         # and the outputs back onto the input's own grid; without one it is taken as already there.
         geometry = self.meta.get("geometry")

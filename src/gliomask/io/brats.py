@@ -39,6 +39,8 @@ MODALITY_ALIASES = {
     "t1w": "t1", "t1-weighted": "t1", "t2-weighted": "t2",  # names in nnU-Net / MSD dataset.json files
 }
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+# 255-byte file names, less the longest output suffix (_unc_enhance.nii.gz) and a temporary name's extras
+MAX_CASE_ID_BYTES = 200
 
 
 def parse_modalities(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -184,6 +186,7 @@ def _named_case(folder: Path, case_id: str, convention: str) -> Case | None:
     seg = _find_file(folder, f"{case_id}{conv['sep']}seg")
     if not any(images.values()) and seg is None:
         return None
+    check_case_id(case_id, folder)
     return Case(case_id, {m: p for m, p in images.items() if p is not None}, seg, convention)
 
 
@@ -248,10 +251,17 @@ def patient_of(case_id: str) -> str:
 
 def check_case_id(case_id: str, source: Path) -> str:
     """A case id becomes part of file names (``<out>/<case>_seg.nii.gz``): it must not hold a path
-    separator, be ``.`` or ``..``, be empty or start with ``-``, so that no output leaves its folder."""
+    separator, be ``.`` or ``..``, be empty or start with ``-``, so that no output leaves its folder; nor
+    hold control characters (a newline in a file name), nor be so long that ``<case>_unc_enhance.nii.gz``
+    and its temporary name pass the file system's 255 bytes (checked before any work starts)."""
     if (not case_id or case_id in (".", "..") or "/" in case_id or "\\" in case_id or "\0" in case_id
             or case_id.startswith("-")):
         raise GliomaskError(f"case id {case_id!r} cannot be a file name (no path separators, '..' or leading '-')", source)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in case_id):
+        raise GliomaskError(f"case id {case_id!r} holds a control character (newline, tab, ...)", source)
+    if len(case_id.encode()) > MAX_CASE_ID_BYTES:
+        raise GliomaskError(f"case id of {len(case_id.encode())} bytes is too long for its output file names "
+                            f"(at most {MAX_CASE_ID_BYTES})", source)
     return case_id
 
 

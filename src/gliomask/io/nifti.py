@@ -27,6 +27,16 @@ def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for truncated or corrupt files
         raise GliomaskError(f"cannot read NIfTI ({type(exc).__name__}: {exc})", path) from None
+    dtype = img.get_data_dtype()
+    if dtype.names is not None:  # RGB / RGBA NIfTI: a colour picture, not a scan
+        raise GliomaskError(f"voxels are {dtype.name} colour records ({', '.join(dtype.names)}), not one grey value "
+                            "per voxel: convert the scan to grey-scale", path)
+    if dtype.kind == "c":
+        raise GliomaskError(f"voxels are complex ({dtype.name}): give the magnitude image", path)
+    zooms = img.header.get_zooms()[:3]
+    if any(float(z) == 0 for z in zooms):
+        raise GliomaskError(f"voxel size is 0 in the header (pixdim {tuple(float(z) for z in zooms)}): "
+                            "fix the header's spacing", path)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

@@ -14,20 +14,25 @@ from gliomask.config import Config, load_config
 from gliomask.errors import GliomaskError
 from gliomask.labels import CLASS_SCHEMES
 from gliomask.models.builder import build_maskrcnn
+from gliomask.utils import local_cuda_index
+
+
+DEVICE_ENV = "GLIOMASK_DEVICE"  # what ``auto`` means when set (the test suite pins it to cpu)
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an explicit CUDA device must exist.
+    """``auto`` -> ``$GLIOMASK_DEVICE`` when set, else CUDA when available, else CPU; an explicit CUDA
+    device must exist.
 
-    Under torchrun (``LOCAL_RANK`` set), ``auto`` and ``cuda`` mean this process's own GPU,
-    ``cuda:LOCAL_RANK``, so that the ranks of a node do not all share the first one.
+    Under torchrun (``LOCAL_RANK`` set), ``auto`` and ``cuda`` mean this process's own GPU
+    (`gliomask.utils.local_cuda_index`), so that the ranks of a node do not all share the first one.
     """
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GliomaskError(f"device {name} asked for, but CUDA is not available")
     if name == "cuda" and os.environ.get("LOCAL_RANK", "").isdigit():
-        name = f"cuda:{int(os.environ['LOCAL_RANK']) % max(torch.cuda.device_count(), 1)}"
+        name = f"cuda:{local_cuda_index()}"
     try:
         return torch.device(name)
     except RuntimeError:

@@ -13,6 +13,7 @@ exporter stops at the data-dependent shapes of its batched NMS (see ../shared/TO
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from gliomask.models.checkpoint import load_checkpoint
 from gliomask.models.factory import model_from_checkpoint
 
 METADATA_KEY = "gliomask"
+DIGEST_KEY = "gliomask_sha256"  # sha256 over the metadata JSON and the serialised graph, as export wrote them
 OUTPUTS = ("boxes", "scores", "labels", "masks", "regions")
 # Checkpoint entries that are training state, not what a prediction needs.
 TRAINING_ONLY = ("model", "optimizer", "scheduler", "scaler", "rng", "rng_per_rank", "train_model", "ema", "validation", "val_seconds")
@@ -43,6 +45,11 @@ class SliceNetwork(torch.nn.Module):
         if regions is None:
             regions = torch.zeros((3, *image.shape[-2:]), dtype=image.dtype)
         return out["boxes"], out["scores"], out["labels"], out["masks"], regions
+
+
+def export_digest(meta_json: str, graph_bytes: bytes) -> str:
+    """The digest stored beside the metadata: any change to it or to the graph changes the digest."""
+    return hashlib.sha256(meta_json.encode() + b"\0" + graph_bytes).hexdigest()
 
 
 def export_metadata(checkpoint: dict) -> dict:
@@ -80,6 +87,8 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, *, opset: int = 17
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, meta_json
+        digest = proto.metadata_props.add()  # what export wrote: an edited graph or metadata is refused on load
+        digest.key, digest.value = DIGEST_KEY, export_digest(meta_json, proto.graph.SerializeToString())
         proto.producer_name = "gliomask"
         onnx.save(proto, str(tmp))
     return out

@@ -15,6 +15,7 @@ are left at their fresh initialisation.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,11 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
 
     def summary(self) -> str:
-        parts = [f"loaded {len(self.loaded)} tensors"]
+        groups: dict[str, int] = {}
+        for key in self.loaded:  # which parts of the network came from the file
+            part = ".".join(key.split(".")[:2])
+            groups[part] = groups.get(part, 0) + 1
+        parts = [f"loaded {len(self.loaded)} tensors ({', '.join(f'{k} {n}' for k, n in groups.items())})"]
         if self.inflated:
             parts.append(f"inflated {', '.join(self.inflated)}")
         if self.skipped:
@@ -79,14 +84,37 @@ def _to_model_keys(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict
     return mapped
 
 
-def load_weights(model: nn.Module, source: str | Path) -> LoadReport:
-    """Load ``source`` into ``model`` where names and shapes fit; returns what happened."""
+# torchvision renamed these when FPN and RPN heads became Conv2dNormActivation blocks (its
+# _load_from_state_dict upgrades them on load; a key-by-key copy must do it itself): files saved
+# before, such as maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth, hold the old names.
+LEGACY_KEYS = (
+    (re.compile(r"^(backbone\.fpn\.(?:inner|layer)_blocks\.\d+)\.(weight|bias)$"), r"\1.0.\2"),
+    (re.compile(r"^(rpn\.head\.conv)\.(weight|bias)$"), r"\1.0.0.\2"),
+)
+
+
+def _upgrade_legacy_keys(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Old FPN / RPN key names -> the current ones, where the model has the current one."""
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in LEGACY_KEYS:
+            new = pattern.sub(replacement, key)
+            if new != key and new in model_keys and key not in model_keys:
+                key = new
+                break
+        out[key] = value
+    return out
+
+
+def load_weights(model: nn.Module, source: str | Path, version: str = "v1") -> LoadReport:
+    """Load ``source`` into ``model`` where names and shapes fit; returns what happened. ``coco`` takes
+    torchvision's COCO weights of the heads' ``version`` (v1: Mask R-CNN, v2: Li et al. 2021)."""
     if str(source) == "coco":
-        state = _download_coco()
+        state = _download_coco(version)
     else:
         state = read_state_dict(source)
     own = model.state_dict()
-    state = _to_model_keys(state, set(own))
+    state = _upgrade_legacy_keys(_to_model_keys(state, set(own)), set(own))
     report = LoadReport()
     new_state = {}
     for key, value in state.items():
@@ -111,14 +139,15 @@ def load_weights(model: nn.Module, source: str | Path) -> LoadReport:
     return report
 
 
-def _download_coco() -> dict[str, torch.Tensor]:
-    """torchvision's COCO Mask R-CNN (ResNet-50 FPN v1) weights; needs a network connection."""
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+def _download_coco(version: str = "v1") -> dict[str, torch.Tensor]:
+    """torchvision's COCO Mask R-CNN ResNet-50 FPN weights whose heads match ``version``; needs a network."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
 
+    weights = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1 if version == "v2" else MaskRCNN_ResNet50_FPN_Weights.COCO_V1
     try:
-        return MaskRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict(progress=True)
+        return weights.get_state_dict(progress=True)
     except Exception as exc:
         raise GliomaskError(
             f"cannot download COCO weights ({type(exc).__name__}); offline, download "
-            "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth elsewhere and pass model.weights=PATH"
+            f"{Path(weights.url).name} elsewhere and pass model.weights=PATH"
         ) from None

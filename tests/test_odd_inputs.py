@@ -1,0 +1,103 @@
+"""Odd inputs of the second probe (0.2): each is refused with one line naming the file and the problem,
+nothing written, inputs intact; or, where the input is valid but implausible, flagged."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import refused, write_small_case
+from gliomask.errors import GliomaskError
+from gliomask.inference.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(prepared, tmp_path_factory):
+    from gliomask.config import load_config
+    from gliomask.engine.train import train
+
+    run = tmp_path_factory.mktemp("odd_inputs_run") / "run"
+    cfg = load_config(None, ["train.workers=0", "train.batch_size=1", "train.epochs=1", "train.max_steps_per_epoch=1",
+                             "train.warmup_steps=1", "infer.tune=false"])
+    train(prepared, run, cfg, fold=None, progress=False)
+    return run / "best.pt"
+
+
+def _replace(path, data, dtype=None, zooms=None):
+    img = nib.load(str(path))
+    header = img.header.copy()
+    if dtype is not None:
+        header.set_data_dtype(dtype)
+    new = nib.Nifti1Image(data, img.affine, header=header)
+    if zooms is not None:
+        new.header.set_zooms(zooms)
+    nib.save(new, str(path))
+
+
+def test_an_rgb_nifti_is_refused_with_one_line(tmp_path, capsys):
+    folder = write_small_case(tmp_path / "data", "RGB")
+    path = folder / "RGB_t1.nii.gz"
+    grey = np.asanyarray(nib.load(str(path)).dataobj)
+    rgb = np.zeros(grey.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    rgb["R"] = (grey % 256).astype(np.uint8)
+    nib.save(nib.Nifti1Image(rgb, nib.load(str(path)).affine), str(path))
+    refused(capsys, ["prepare", "--brats", tmp_path / "data", "--out", tmp_path / "out"], "RGB_t1.nii.gz", "colour",
+            watch=[tmp_path])
+
+
+def test_a_complex_nifti_is_refused_with_one_line(tmp_path, capsys):
+    folder = write_small_case(tmp_path / "data", "CPX")
+    path = folder / "CPX_flair.nii.gz"
+    data = np.asanyarray(nib.load(str(path)).dataobj).astype(np.complex64) * (1 + 1j)
+    _replace(path, data, dtype=np.complex64)
+    refused(capsys, ["prepare", "--brats", tmp_path / "data", "--out", tmp_path / "out"], "CPX_flair.nii.gz",
+            "complex", watch=[tmp_path])
+
+
+def test_a_zero_voxel_size_is_refused_not_taken_as_1_mm(tmp_path, capsys):
+    folder = write_small_case(tmp_path / "data", "ZERO")
+    path = folder / "ZERO_t2.nii.gz"
+    _replace(path, np.asanyarray(nib.load(str(path)).dataobj), zooms=(1.0, 0.0, 1.0))
+    refused(capsys, ["prepare", "--brats", tmp_path / "data", "--out", tmp_path / "out"], "ZERO_t2.nii.gz",
+            "voxel size is 0", watch=[tmp_path])
+
+
+def test_an_inverted_scan_with_negative_brain_intensities_is_flagged(tiny_checkpoint, brats2019, tmp_path, capsys):
+    import shutil
+
+    case = sorted(p for p in brats2019.rglob("*") if p.is_dir() and list(p.glob("*_flair.nii.gz")))[0]
+    copy = tmp_path / "data" / case.name
+    shutil.copytree(case, copy)
+    path = copy / f"{case.name}_t1ce.nii.gz"
+    data = np.asanyarray(nib.load(str(path)).dataobj)
+    _replace(path, (-data).astype(data.dtype))
+    refused(capsys, ["predict", "-i", copy, "-o", tmp_path / "pred", "-m", tiny_checkpoint, "--device", "cpu"],
+            f"{case.name}_t1ce.nii.gz", "negative", "--force", watch=[tmp_path])
+
+
+@pytest.mark.parametrize("case_id,needle", [
+    pytest.param("A" * 242, "too long", id="242-character id"),
+    pytest.param("CASE\nTWO", "control character", id="newline in a manifest id"),
+])
+def test_case_ids_that_cannot_be_file_names_are_refused_before_work_starts(tmp_path, capsys, case_id, needle):
+    folder = write_small_case(tmp_path / "data", "C0")
+    lines = ["case,t1,t1ce,t2,flair,seg",
+             '"' + case_id + '",' + ",".join(str(folder / f"C0_{m}.nii.gz") for m in ("t1", "t1ce", "t2", "flair", "seg"))]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    refused(capsys, ["prepare", "--brats", tmp_path / "m.csv", "--out", tmp_path / "out"], needle, watch=[tmp_path])
+
+
+def test_a_case_folder_with_a_name_too_long_for_its_outputs_is_refused(tmp_path, capsys):
+    write_small_case(tmp_path / "data", "B" * 230)
+    refused(capsys, ["prepare", "--brats", tmp_path / "data", "--out", tmp_path / "out"], "too long", watch=[tmp_path])
+
+
+def test_the_python_api_names_the_modality_whose_array_does_not_fit(tiny_checkpoint):
+    predictor = Predictor.from_checkpoint(tiny_checkpoint, device="cpu")
+    good = np.ones((20, 20, 10), np.float32)
+    arrays = {"t1": good, "t1ce": good, "t2": np.ones((20, 20, 9), np.float32), "flair": good}
+    with pytest.raises(GliomaskError, match=r"modality t2: array of shape \(20, 20, 9\)"):
+        predictor.predict_case(arrays, affine=np.eye(4))
+    with pytest.raises(GliomaskError, match="affine must be a 4 x 4"):
+        predictor.predict_case({m: good for m in ("t1", "t1ce", "t2", "flair")}, affine=np.eye(3))
