@@ -4,9 +4,9 @@
 For each anatomy: the typical correlation matrix of ``--train`` synthetic cases (seed 7, cases 1..),
 then for ``--held-out`` other cases (``--seed`` 11, cases 100..) the mismatch as named, after renaming,
 and whether the check flags them; the same with T2/FLAIR and with T1/T2 swapped, and across anatomies
-(trained on one, cases from the other: a domain shift that must not look like a swap). The thresholds
-(SWAP_MIN_MISMATCH, SWAP_RATIO) were chosen on seed-9 cases 20-25 against seed-7 cases 1-6; the
-default held-out cases chose nothing. The real BraTS 2013 patients carry two modalities, one
+(trained on one, cases from the other: a domain shift that must not look like a swap). The rule (an
+exchange of two files that fits the reference better by SWAP_MIN_GAIN) was set on real scans
+(bench/real_swaps.py); these synthetic cases chose nothing. The real BraTS 2013 patients carry two modalities, one
 correlation, which no swap changes: they cannot be checked, and are listed with their FLAIR-T1ce
 correlation beside the synthetic one.
 """

@@ -34,30 +34,42 @@ MODELS = {
     "resnet34_fpn": ["model.backbone=resnet34_fpn"],
     "resnet50_fpn_v2": ["model.backbone=resnet50_fpn", "model.version=v2"],
     "resnet50_fpn_tv": ["model.backbone=resnet50_fpn", "model.box_head_dim=1024", "model.mask_head_layers=4",
-                        "model.box_batch_size_per_image=128", "model.region_head=false", "model.context=0"],
+                        "model.box_batch_size_per_image=128", "model.region_head=false", "model.context=0",
+                        "model.modality_flags=false", "train.modality_dropout=0"],  # the 4 modalities alone
     # trained on three planes; timed with 1, 2 and 3 planes fused
     "mobilenet_v3_fpn_3planes": ["model.backbone=mobilenet_v3_fpn", "model.planes=[axial, coronal, sagittal]"],
 }
 PLANE_SETS = ("axial", "axial,coronal", "axial,coronal,sagittal")
 
 
-def measure_gliomask(checkpoint: str, case_dir: str, threads: int, planes: str | None = None) -> dict:
+def measure_gliomask(checkpoint: str, case_dir: str, threads: int, planes: str | None = None,
+                     device: str = "cpu") -> dict:
     import torch
 
     from gliomask.inference.predictor import Predictor
     from gliomask.io.brats import discover_cases
 
     torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, planes=planes.split(",") if planes else None)
+    predictor = Predictor.from_checkpoint(checkpoint, planes=planes.split(",") if planes else None,
+                                          device="cpu" if checkpoint.endswith(".onnx") else device)
     case = discover_cases(case_dir)[0]
     predictor.predict_case(case)  # warm-up
+    _sync(device)
     t = time.perf_counter()
     pred = predictor.predict_case(case)  # loads the NIfTI files, normalises, detects, builds the 3-D map
+    _sync(device)
     seconds = time.perf_counter() - t
     return {"s_per_volume": seconds, "peak_rss_mb": own_peak_rss_mb(), "lesions": len(pred.lesions)}
 
 
-def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -> dict:
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int, device: str = "cpu") -> dict:
     import numpy as np
     import torch
     import torchvision
@@ -75,7 +87,7 @@ def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -
     state = {k: v for k, v in ckpt["model"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not [k for k in missing if "num_batches" not in k], missing
-    model.eval()
+    model.eval().to(device)
     case = load_case(discover_cases(case_dir)[0])
     t = time.perf_counter()
     images = normalize_case(case.images, brain_mask(case.images))
@@ -83,8 +95,9 @@ def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -
     detections = 0
     with torch.no_grad():
         for z in slices:  # torchvision-default: every slice, one at a time, resized to 800 px
-            out = model([torch.from_numpy(np.ascontiguousarray(images[..., z]))])[0]
+            out = model([torch.from_numpy(np.ascontiguousarray(images[..., z])).to(device)])[0]
             detections += len(out["scores"])
+    _sync(device)
     seconds = (time.perf_counter() - t) * images.shape[-1] / len(slices)
     return {"s_per_volume": seconds, "peak_rss_mb": own_peak_rss_mb(), "mean_detections_per_slice": detections / len(slices),
             "slices_timed": len(slices)}
@@ -92,15 +105,17 @@ def measure_baseline(checkpoint: str, case_dir: str, threads: int, every: int) -
 
 def _child(args) -> None:
     if args.baseline:
-        result = measure_baseline(args.checkpoint, args.case, args.threads, args.baseline_every)
+        result = measure_baseline(args.checkpoint, args.case, args.threads, args.baseline_every, args.device)
     else:
-        result = measure_gliomask(args.checkpoint, args.case, args.threads, args.planes)
+        result = measure_gliomask(args.checkpoint, args.case, args.threads, args.planes, args.device)
+    result["device"] = "cpu" if args.checkpoint.endswith(".onnx") else args.device
     print("RESULT " + json.dumps(result))
 
 
-def _run_child(extra: list[str], threads: int) -> dict:
+def _run_child(extra: list[str], threads: int, device: str = "cpu") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, __file__, "--child", *extra], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, __file__, "--child", "--device", device, *extra], capture_output=True,
+                          text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
@@ -116,6 +131,7 @@ def main() -> None:
     ap.add_argument("--also", nargs="*", default=[], metavar="CHECKPOINT",
                     help="also time these trained checkpoints (e.g. demo_out/run/best.pt)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where every pipeline, the baseline too, predicts")
     ap.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the onnxruntime row")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -144,7 +160,8 @@ def main() -> None:
             train(tmp / "prep", tmp / name, cfg, fold=None, progress=False)
             for planes in (PLANE_SETS if name.endswith("3planes") else (None,)):
                 result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir,
-                                     "--threads", str(args.threads), *(["--planes", planes] if planes else [])], args.threads)
+                                     "--threads", str(args.threads), *(["--planes", planes] if planes else [])], args.threads,
+                                    args.device)
                 rows.append({"pipeline": f"gliomask {name}" + (f" predicting {planes}" if planes else ""), **result})
                 print(rows[-1], flush=True)
             if name == "mobilenet_v3_fpn" and args.onnx:  # the same network through onnxruntime
@@ -157,12 +174,13 @@ def main() -> None:
                 print(rows[-1], flush=True)
         for path in args.also:
             result = _run_child(["--checkpoint", str(Path(path).resolve()), "--case", case_dir,
-                                 "--threads", str(args.threads)], args.threads)
+                                 "--threads", str(args.threads)], args.threads, args.device)
             rows.append({"pipeline": f"gliomask {path}", **result})
             print(rows[-1], flush=True)
         if "resnet50_fpn_tv" in args.models:
             result = _run_child(["--baseline", "--checkpoint", str(tmp / "resnet50_fpn_tv" / "best.pt"), "--case", case_dir,
-                                 "--threads", str(args.threads), "--baseline-every", str(args.baseline_every)], args.threads)
+                                 "--threads", str(args.threads), "--baseline-every", str(args.baseline_every)], args.threads,
+                                args.device)
             rows.append({"pipeline": "torchvision defaults, resnet50_fpn_tv weights", **result})
             print(rows[-1], flush=True)
             base = result["s_per_volume"]

@@ -97,8 +97,8 @@ def test_prepare_refuses_a_case_whose_files_look_swapped_beside_the_others(tmp_p
     t1_bytes = t1.read_bytes()
     t1.write_bytes(t2.read_bytes())
     t2.write_bytes(t1_bytes)
-    line = refused(capsys, ["prepare", "--brats", data, "--out", tmp_path / "out", "--quiet"], "swapped files?",
-                   "the other cases", watch=[tmp_path])
+    line = refused(capsys, ["prepare", "--brats", data, "--out", tmp_path / "out", "--quiet"],
+                   "are the t1 and t2 files swapped?", watch=[tmp_path])
     assert case.name in line
 
 

@@ -101,3 +101,72 @@ def test_the_python_api_names_the_modality_whose_array_does_not_fit(tiny_checkpo
         predictor.predict_case(arrays, affine=np.eye(4))
     with pytest.raises(GliomaskError, match="affine must be a 4 x 4"):
         predictor.predict_case({m: good for m in ("t1", "t1ce", "t2", "flair")}, affine=np.eye(3))
+
+
+def test_upper_case_suffixes_and_renamed_case_folders_say_what_was_found(tmp_path, capsys):
+    folder = write_small_case(tmp_path / "upper", "UP")
+    for path in folder.iterdir():
+        path.rename(path.with_name(path.name.replace(".nii.gz", ".NII.GZ")))
+    refused(capsys, ["prepare", "--brats", tmp_path / "upper", "--out", tmp_path / "out"], "upper-case suffix",
+            "UP_", watch=[tmp_path])
+    folder = write_small_case(tmp_path / "renamed", "CASE7")
+    folder.rename(folder.with_name("patient_7"))
+    refused(capsys, ["prepare", "--brats", tmp_path / "renamed", "--out", tmp_path / "out"],
+            "none named after its folder", "patient_7_flair.nii.gz", watch=[tmp_path])
+
+
+def test_evaluate_says_which_predictions_have_no_truth_and_drops_a_stale_report(tmp_path, capsys):
+    import shutil
+
+    from gliomask.cli import main
+
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    for k in range(2):
+        folder = write_small_case(gt, f"G{k}", seed=k)
+        pred.mkdir(exist_ok=True)
+        shutil.copy(folder / f"G{k}_seg.nii.gz", pred / f"G{k}_seg.nii.gz")
+    shutil.copy(pred / "G0_seg.nii.gz", pred / "EXTRA_seg.nii.gz")  # no ground truth for it
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "1 prediction(s) without ground truth" in err and "EXTRA" in err
+    assert (out / "index.html").is_file() and (out / "overlays").is_dir()
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--quiet", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "removed the earlier report" in err
+    assert not (out / "index.html").exists() and not (out / "overlays").exists()
+    assert (out / "metrics.csv").is_file() and (out / "summary.json").is_file()
+
+
+def test_a_mask_given_as_t1ce_is_refused(tmp_path, capsys):
+    folder = write_small_case(tmp_path / "data", "MASK")
+    seg = np.asanyarray(nib.load(str(folder / "MASK_seg.nii.gz")).dataobj)
+    _replace(folder / "MASK_t1ce.nii.gz", (seg > 0).astype(np.int16))
+    refused(capsys, ["prepare", "--brats", tmp_path / "data", "--out", tmp_path / "out"], "MASK_t1ce.nii.gz",
+            "a mask or label map", watch=[tmp_path])
+
+
+def test_a_t1_given_as_t1ce_is_flagged_when_the_training_cases_showed_contrast(tmp_path):
+    """Contrast uptake (vessels, choroid plexus, dura) makes a few per cent of the brain much brighter on
+    T1ce than on T1; a T1 under the T1ce name has none. Real scans: bench/real_swaps.py."""
+    from gliomask.data.plausibility import case_problems, enhancement_share
+    from gliomask.io.brats import discover_cases, load_case
+
+    rng = np.random.default_rng(4)
+    folder = write_small_case(tmp_path / "data", "ENH")
+    t1_path, t1ce_path = folder / "ENH_t1.nii.gz", folder / "ENH_t1ce.nii.gz"
+    t1 = np.asanyarray(nib.load(str(t1_path)).dataobj).astype(np.int16)
+    vessels = (rng.random(t1.shape) < 0.03) & (t1 > 0)
+    _replace(t1ce_path, np.where(vessels, t1 + 3000, t1).astype(np.int16))  # post-contrast: bright threads
+    case = discover_cases(tmp_path / "data")[0]
+    modalities = ("t1", "t1ce", "t2", "flair")
+    enhanced = load_case(case, modalities)
+    share = enhancement_share(enhanced)
+    assert share > 0.02
+    assert case_problems(case, enhanced, None, typical_enhancement=0.02) == []
+    _replace(t1ce_path, (t1 + rng.normal(0, 5, t1.shape) * (t1 > 0)).astype(np.int16))  # T1 again, noisy
+    plain = load_case(case, modalities)
+    problems = case_problems(case, plain, None, typical_enhancement=0.02)
+    assert len(problems) == 1 and problems[0][0] == t1ce_path and "no contrast enhancement" in problems[0][1]
+    # a training set without contrast signal (the geometric synthetic head) cannot judge: no flag
+    assert case_problems(case, plain, None, typical_enhancement=0.0001) == []

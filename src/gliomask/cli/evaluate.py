@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 from gliomask.cli.common import fold_cases
@@ -42,7 +44,14 @@ def run(args) -> int:
         from gliomask.evaluation.evaluate import write_results
 
         write_results(rows, summary, args.output)
-        if not args.no_report:
+        if args.no_report:  # a report left by an earlier run would describe other figures than these
+            from gliomask.evaluation.report_run import remove_report
+
+            removed = remove_report(args.output)
+            if removed:
+                print(f"gliomask: removed the earlier report in {args.output} ({', '.join(removed)}): "
+                      "--no-report writes none", file=sys.stderr)
+        else:
             from gliomask.evaluation.report_run import write_visual_report
 
             write_visual_report(args.pred, args.gt, args.output, rows, summary)

@@ -6,10 +6,12 @@ files whose contrast is another modality's (a T2 given as FLAIR). Each finding n
 refuse the case, or warn and go on when the user says ``--force``.
 
 Swapped files are found from how the modalities vary together inside the brain: T2 is the one with
-bright CSF, so it anti-correlates with T1 and T1ce; T1 and T1ce rise and fall together. A case whose
-correlation matrix fits the training set's much better after renaming its files is flagged. One
-correlation (two modalities) cannot tell a swap, so the check needs three or more; T1 and T1ce are
-too alike to be told apart, and are not.
+bright CSF, so it anti-correlates with T1 and T1ce; T1 and T1ce rise and fall together; FLAIR follows
+T1 more than T2 does. A case is flagged when exchanging two of its files fits a reference correlation
+matrix better than the files as named (by SWAP_MIN_GAIN): the training set's, and for the canonical
+modalities that of real BraTS scans (REAL_SCAN_CORRELATIONS), since a model trained on synthetic brains
+carries a synthetic reference that real scans do not match. One correlation (two modalities) cannot
+tell a swap, so the check needs three or more; T1 and T1ce are too alike to be told apart, and are not.
 """
 
 from __future__ import annotations
@@ -27,12 +29,26 @@ from gliomask.io.brats import Case, LoadedCase
 NEGATIVE_TOLERANCE = 0.9  # share of non-zero voxels that may be negative (magnitudes: none; z-scored: about half)
 BACKGROUND_TOLERANCE = 0.05  # share of the volume's outer faces that may be non-zero (skull-stripped: ~0)
 CORRELATION_STRIDE = 4  # every 4th brain voxel: the same correlations to ~1e-3, a quarter of the time
-# Flagged when the files as named are at least SWAP_MIN_MISMATCH from the training correlations (mean
-# absolute difference over modality pairs) and a renaming brings that to at most SWAP_RATIO of it.
-# Synthetic cases measured (bench/modality_swaps.py): as named 0.04-0.17; with T2 and FLAIR or T1 and T2
-# swapped 0.60-0.89, renamed back 0.04-0.17.
-SWAP_MIN_MISMATCH = 0.3
-SWAP_RATIO = 0.5
+# Flagged when exchanging two files (not T1 and T1ce) lowers the mismatch to the reference (mean absolute
+# difference of the correlations over modality pairs) by at least SWAP_MIN_GAIN. Real BraTS 2021 scans,
+# each against the median of the other four (python bench/real_swaps.py): as named, no exchange helps
+# (gain <= 0.000); 29 of their 30 single swaps gain 0.053-0.282 and are undone by the right exchange.
+SWAP_MIN_GAIN = 0.03
+UNTELLABLE = ({"t1", "t1ce"},)  # pairs a correlation cannot tell apart: never proposed as a swap
+# Median in-brain correlations of five real BraTS 2021 patients (t1, t1ce, t2, flair; raw scanner
+# intensities clipped to their 0.5-99.5th percentiles), from python bench/real_swaps.py.
+REAL_SCAN_MODALITIES = ("t1", "t1ce", "t2", "flair")
+ENHANCED_Z = 2.0  # T1ce brighter than T1 by this many standard deviations: contrast uptake
+# T1ce is flagged when its enhancement share is below ENHANCEMENT_RATIO of the training cases' (and they
+# had some: a training set without the contrast agent's signal, such as the geometric synthetic head,
+# cannot tell): real scans 0.013-0.032, their T1 as T1ce 0.0000.
+ENHANCEMENT_RATIO = 0.2
+MIN_TRAINING_ENHANCEMENT = 0.003
+MASK_LEVELS = 3  # an image with this few distinct values inside the brain is a mask or label map
+REAL_SCAN_CORRELATIONS = ((1.000, 0.744, 0.000, 0.384),
+                          (0.744, 1.000, -0.041, 0.224),
+                          (0.000, -0.041, 1.000, 0.426),
+                          (0.384, 0.224, 0.426, 1.000))
 
 
 def image_problems(data: np.ndarray) -> list[str]:
@@ -41,6 +57,10 @@ def image_problems(data: np.ndarray) -> list[str]:
     if lo == hi:
         return [f"the image is constant (every voxel {lo:g}): a blank or failed export"]
     inside = data[data != 0]
+    if inside.size and len(np.unique(inside[::97])) <= MASK_LEVELS and len(np.unique(inside)) <= MASK_LEVELS:
+        levels = ", ".join(f"{v:g}" for v in np.unique(inside))
+        return [f"the image holds only {len(np.unique(inside)) + 1} distinct values (0, {levels}): a mask or label map, "
+                "not a scan"]
     negative = float(np.count_nonzero(inside < 0)) / max(inside.size, 1)
     if negative > NEGATIVE_TOLERANCE:
         return [f"{negative:.0%} of the brain's voxels are negative: an inverted or rescaled scan? gliomask expects "
@@ -51,6 +71,24 @@ def image_problems(data: np.ndarray) -> list[str]:
         return [f"the background is not zero ({share:.0%} of the volume's outer faces are non-zero): is it "
                 "skull-stripped? gliomask expects skull-stripped images with background exactly 0"]
     return []
+
+
+def enhancement_share(loaded: LoadedCase) -> float | None:
+    """Share of brain voxels at least ENHANCED_Z standard deviations brighter on T1ce than on T1 (each
+    z-scored inside the brain): the contrast agent's vessels, choroid plexus and dura, and enhancing
+    tumour. None without both modalities. Real BraTS 2021 scans: 0.013-0.032 outside the tumour; their
+    T1 given as T1ce (2 % noise added): 0.0000 (bench/real_swaps.py)."""
+    present = loaded.present
+    if "t1" not in present or "t1ce" not in present:
+        return None
+    pair = loaded.images[[loaded.modalities.index("t1"), loaded.modalities.index("t1ce")]]
+    values = pair[:, brain_mask(pair)][:, ::CORRELATION_STRIDE].astype(np.float64)  # as prediction normalises
+    if values.shape[1] < 100:
+        return None
+    lo, hi = np.percentile(values, (0.5, 99.5), axis=1)
+    values = np.clip(values, lo[:, None], hi[:, None])
+    z = (values - values.mean(axis=1, keepdims=True)) / np.maximum(values.std(axis=1, keepdims=True), 1e-12)
+    return round(float(np.mean(z[1] - z[0] > ENHANCED_Z)), 5)
 
 
 def modality_correlations(images: np.ndarray) -> list[list[float]] | None:
@@ -80,21 +118,34 @@ def _mismatch(corr: np.ndarray, typical: np.ndarray, order) -> float:
 
 
 def swapped_modalities(corr, typical, modalities) -> tuple[dict[str, str], float, float] | None:
-    """({file's modality: the modality it looks like}, mismatch as named, after renaming) when renaming
-    the files fits ``typical`` much better (see SWAP_MIN_MISMATCH, SWAP_RATIO); else None."""
+    """({file's modality: the modality it looks like}, mismatch as named, after the exchange) when
+    exchanging two files fits ``typical`` better by SWAP_MIN_GAIN or more; else None."""
     if corr is None or typical is None or len(modalities) < 3:
         return None
     corr, typical = np.asarray(corr), np.asarray(typical)
     identity = tuple(range(len(modalities)))
     as_named = _mismatch(corr, typical, identity)
-    if as_named < SWAP_MIN_MISMATCH:
+    exchanges = []
+    for i, j in itertools.combinations(identity, 2):
+        if {modalities[i], modalities[j]} in UNTELLABLE:
+            continue
+        order = list(identity)
+        order[i], order[j] = j, i
+        exchanges.append((_mismatch(corr, typical, order), i, j))
+    if not exchanges:
         return None
-    best = min((p for p in itertools.permutations(identity) if p != identity), key=lambda p: _mismatch(corr, typical, p))
-    renamed = _mismatch(corr, typical, best)
-    if renamed > SWAP_RATIO * as_named:
+    renamed, i, j = min(exchanges)
+    if as_named - renamed < SWAP_MIN_GAIN:
         return None
-    # file p[i] plays the part of modality i in the training set
-    return {modalities[p]: modalities[i] for i, p in enumerate(best) if p != i}, as_named, renamed
+    return {modalities[i]: modalities[j], modalities[j]: modalities[i]}, as_named, renamed
+
+
+def real_scan_reference(modalities) -> np.ndarray | None:
+    """REAL_SCAN_CORRELATIONS restricted to ``modalities`` (canonical names); None for another name."""
+    if not all(m in REAL_SCAN_MODALITIES for m in modalities):
+        return None
+    index = [REAL_SCAN_MODALITIES.index(m) for m in modalities]
+    return np.asarray(REAL_SCAN_CORRELATIONS)[np.ix_(index, index)]
 
 
 def swap_problems(paths: dict[str, Path], found, beside: str) -> list[tuple[Path, str]]:
@@ -102,12 +153,13 @@ def swap_problems(paths: dict[str, Path], found, beside: str) -> list[tuple[Path
     if not found:
         return []
     moved, as_named, renamed = found
-    return [(paths[m], f"its contrast against the other modalities is {other}'s, not {m}'s: swapped files? "
-                       f"(correlations {as_named:.2f} from {beside} as named, {renamed:.2f} renamed)")
-            for m, other in moved.items()]
+    first, second = list(moved)[:2]
+    return [(paths[first], f"its contrast against the other modalities is {second}'s, and {Path(paths[second]).name}'s "
+                           f"is {first}'s: are the {first} and {second} files swapped? (correlations "
+                           f"{as_named:.2f} from {beside} as named, {renamed:.2f} exchanged)")]
 
 
-def case_problems(case: Case, loaded: LoadedCase, typical_corr=None) -> list[tuple[Path, str]]:
+def case_problems(case: Case, loaded: LoadedCase, typical_corr=None, typical_enhancement=None) -> list[tuple[Path, str]]:
     """(file, problem) for a loaded case's modalities: per image, files that hold the same voxels
     under two modality names, and (given a training set's ``typical_corr``, in ``loaded.modalities``
     order) files that look swapped. Modalities the case lacks (``allow_missing``) are not looked at."""
@@ -120,10 +172,22 @@ def case_problems(case: Case, loaded: LoadedCase, typical_corr=None) -> list[tup
             if np.array_equal(images[a][1], images[b][1]) and images[a][1].any():
                 found.append((images[b][0], f"holds the same voxels as {Path(images[a][0]).name} ({a}): "
                                             f"the same image under two modality names ({a}, {b})"))
-    if typical_corr is not None and not found:  # (a blank or duplicated file would also look swapped)
-        typical = np.asarray(typical_corr)[np.ix_(present, present)]
-        swaps = swapped_modalities(modality_correlations(loaded.images[present]), typical, list(images))
-        found += swap_problems({m: p for m, (p, _) in images.items()}, swaps, "the training set")
+    if not found and len(present) >= 3:  # (a blank or duplicated file would also look swapped)
+        corr = modality_correlations(loaded.images[present])
+        references = [(real_scan_reference(list(images)), "real BraTS scans")]
+        if typical_corr is not None:
+            references.insert(0, (np.asarray(typical_corr)[np.ix_(present, present)], "the training set"))
+        for reference, name in references:
+            swaps = swapped_modalities(corr, reference, list(images))
+            if swaps:
+                found += swap_problems({m: p for m, (p, _) in images.items()}, swaps, name)
+                break
+    if not found and typical_enhancement and typical_enhancement >= MIN_TRAINING_ENHANCEMENT:
+        share = enhancement_share(loaded)
+        if share is not None and share < ENHANCEMENT_RATIO * typical_enhancement:
+            found.append((images["t1ce"][0], f"shows almost no contrast enhancement against T1 ({share:.2%} of the "
+                                             f"brain at least {ENHANCED_Z:g} SD brighter than on T1; training cases "
+                                             f"{typical_enhancement:.2%}): is it a T1 image, not post-contrast T1?"))
     return found
 
 

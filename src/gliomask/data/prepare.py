@@ -26,8 +26,8 @@ from gliomask.data.normalize import DEFAULT_CLIP
 from gliomask.data.planes import AXES
 from gliomask.data.preprocess import preprocess
 from gliomask.data.geometry import training_geometry
-from gliomask.data.plausibility import (case_problems, modality_correlations, report, swap_problems,
-                                        swapped_modalities, typical_correlations)
+from gliomask.data.plausibility import (case_problems, enhancement_share, modality_correlations, report,
+                                        swap_problems, swapped_modalities, typical_correlations)
 from gliomask.errors import GliomaskError
 from gliomask.io.brats import Case, discover_cases, load_case, parse_modalities, patient_of
 from gliomask.io.atomic import atomic_output_dir, save_array
@@ -104,7 +104,14 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
         "tumour_slices": int(has_tumour.sum()),
         "brain_slices": int(has_brain.sum()),
         "modality_correlations": correlations,
+        "enhancement_share": enhancement_share(loaded),
     }
+
+
+def _median(values) -> float | None:
+    """Median of the values that are not None (None when there are none)."""
+    values = [v for v in values if v is not None]
+    return round(float(np.median(values)), 5) if values else None
 
 
 def _stable_int(text: str) -> int:
@@ -184,6 +191,7 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
             "label_convention": "brats2019",
             "geometry": geometry,
             "modality_correlations": typical,
+            "enhancement_share": _median([m["enhancement_share"] for m in metas]),
             "cases": metas,
             "folds": folds,
         }

@@ -61,6 +61,12 @@ class Prepared:
         return self.meta.get("modality_correlations")
 
     @property
+    def enhancement_share(self) -> float | None:
+        """The cases' typical share of brain voxels brighter on T1ce than on T1 (predict flags a T1ce
+        without contrast enhancement); None before 0.2 or without both modalities."""
+        return self.meta.get("enhancement_share")
+
+    @property
     def classes(self) -> list[str]:
         return self.meta["classes"]
 

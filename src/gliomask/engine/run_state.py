@@ -75,6 +75,7 @@ def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProc
         "axis": settings["axis"],
         "geometry": prepared.geometry,  # voxel orientation and spacing trained on: predict maps inputs there
         "modality_correlations": prepared.modality_correlations,  # how the modalities vary together: predict flags swaps
+        "enhancement_share": prepared.enhancement_share,  # T1ce's contrast uptake: predict flags a T1 given as T1ce
         "provenance": {"prepared_fingerprint": prepared.meta.get("fingerprint"), "fold": fold,
                        "train_cases": list(train_ids), "val_cases": list(val_ids)},
         "versions": versions(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import csv
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -163,6 +165,13 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
     jobs = [(find_prediction(pred_dir, c.case_id), c, standard) for c in cases]
+    if case_ids is None:  # a prediction no ground truth matches is not scored: say so, do not drop it silently
+        scored = {c.case_id for c in cases}
+        unmatched = sorted(p.name[:-len("_seg.nii.gz")] for p in pred_dir.glob("*_seg.nii.gz")
+                           if p.name[:-len("_seg.nii.gz")] not in scored)
+        if unmatched:
+            print(f"gliomask: warning: {pred_dir}: {len(unmatched)} prediction(s) without ground truth in {gt}, not "
+                  f"scored: {', '.join(unmatched[:5])}{' ...' if len(unmatched) > 5 else ''}", file=sys.stderr, flush=True)
     if out_dir is not None:
         refuse_output_among_inputs(out_dir, pred_dir, gt, cases)
     refuse_trained_cases(pred_dir, [c.case_id for c in cases])

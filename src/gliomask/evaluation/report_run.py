@@ -58,3 +58,23 @@ def _checkpoint_of(pred_dir: Path, case_ids: list[str]) -> str:
         except (OSError, ValueError):
             continue
     return ", ".join(sorted(n for n in names if n))
+
+
+REPORT_FILES = ("index.html", "dice_boxplot.png", "froc.png", "overlays")
+
+
+def remove_report(out_dir: Path) -> list[str]:
+    """Remove what `write_visual_report` writes into ``out_dir`` (an earlier run's report); returns the names."""
+    import shutil
+
+    removed = []
+    for name in REPORT_FILES:
+        path = Path(out_dir) / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    return removed

@@ -115,7 +115,8 @@ class Predictor:
         """Load a case and refuse what the model cannot read (:mod:`gliomask.data.plausibility`):
         unreadable or mismatched files always; a non-zero background, a blank modality, one image
         under two names or files that look swapped unless ``force`` (then a warning per finding)."""
-        report(case_problems(case, self.load(case), self.meta.get("modality_correlations")), force)
+        report(case_problems(case, self.load(case), self.meta.get("modality_correlations"),
+                             self.meta.get("enhancement_share")), force)
 
     def detect(self, images: np.ndarray, present: tuple[str, ...] | None = None
                ) -> tuple[np.ndarray, np.ndarray, Preprocessed]:

@@ -103,4 +103,7 @@ def _bad_value(obj: dict) -> str | None:
                 raise ValueError
         except (TypeError, ValueError):
             return f"modality_correlations {corr!r} (a modalities x modalities matrix within -1..1)"
+    share = obj.get("enhancement_share")
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1):
+        return f"enhancement_share {share!r} (a share between 0 and 1)"
     return None
