@@ -170,3 +170,26 @@ def test_a_t1_given_as_t1ce_is_flagged_when_the_training_cases_showed_contrast(t
     assert len(problems) == 1 and problems[0][0] == t1ce_path and "no contrast enhancement" in problems[0][1]
     # a training set without contrast signal (the geometric synthetic head) cannot judge: no flag
     assert case_problems(case, plain, None, typical_enhancement=0.0001) == []
+
+
+def test_a_lesion_split_by_the_mapping_to_a_coarse_grid_stays_one_lesion():
+    """0.45 x 0.45 x 5 mm: a lesion the model found whole on its 1 mm grid can come back as pieces that
+    do not touch; they are one lesion with the model's score, not new ones with confidence 0."""
+    from gliomask.inference.lesions import lesion_report
+
+    labels = np.zeros((30, 30, 6), np.uint8)
+    labels[5:10, 5:10, 1] = 2
+    labels[12:16, 12:16, 2] = 1  # not 26-connected to the first piece
+    labels[22:25, 22:25, 4] = 4  # another lesion
+    scores = np.zeros(labels.shape, np.float32)
+    scores[7, 7, 1] = 0.9
+    scores[23, 23, 4] = 0.8
+    components = np.zeros(labels.shape, np.int32)
+    components[labels > 0] = 7  # the model's lesion 7 ...
+    components[22:25, 22:25, 4] = 3  # ... and its lesion 3
+    affine = np.diag([0.45, 0.45, 5.0, 1.0])
+    assert len(lesion_report(labels, affine, (0.45, 0.45, 5.0), scores=scores)) == 3  # pieces on their own
+    lesions = lesion_report(labels, affine, (0.45, 0.45, 5.0), scores=scores, components=components)
+    assert len(lesions) == 2
+    assert lesions[0]["voxels"] == 25 + 16 and lesions[0]["max_score"] == pytest.approx(0.9)
+    assert min(les["max_score"] for les in lesions) > 0

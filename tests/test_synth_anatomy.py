@@ -95,12 +95,13 @@ def test_same_seed_same_bytes_and_labels_per_edition(tmp_path):
         assert set(np.unique(np.asarray(nib.load(seg).dataobj)).tolist()) <= {0, 1, 2, 4}
 
 
-def test_missing_template_is_one_clear_error_before_writing(tmp_path, monkeypatch):
-    import importlib.util
+def test_the_template_ships_with_gliomask_and_its_absence_is_one_clear_error(tmp_path, monkeypatch):
+    from gliomask.data import template
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nilearn" else real(name, *a))
-    with pytest.raises(GliomaskError, match="nilearn"):
+    assert template.template_folder() == template.TEMPLATE_FOLDER
+    assert (template.TEMPLATE_FOLDER / "NOTICE").is_file()  # the template's notice travels with its files
+    monkeypatch.setattr(template, "TEMPLATE_FOLDER", tmp_path / "nowhere")
+    with pytest.raises(GliomaskError, match="MNI template files are missing"):
         synthesize(tmp_path / "out", cases=1)
     assert not (tmp_path / "out").exists()
     synthesize(tmp_path / "simple", cases=1, anatomy="simple")  # the geometric head needs no template

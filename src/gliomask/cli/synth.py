@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--edition", choices=["2019", "2023"], default="2019",
                    help="file names and enhancing label: 2019 (HGG/LGG folders, ET=4) or 2023 (-t1n/-t1c/-t2w/-t2f, ET=3)")
     p.add_argument("--anatomy", choices=list(ANATOMIES), default="mni",
-                   help="mni: the MNI ICBM152 brain template (from nilearn), deformed per case; "
+                   help="mni: the MNI ICBM152 brain template (shipped with gliomask), deformed per case; "
                         "simple: a geometric head, faster, for quick checks")
     p.add_argument("--workers", type=int, default=default_workers(), help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

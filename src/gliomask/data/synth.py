@@ -196,7 +196,7 @@ def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "20
     if anatomy == "mni":
         from gliomask.data.template import template_folder
 
-        template_folder()  # a missing nilearn is reported before anything is written
+        template_folder()  # missing template files are reported before anything is written
     if out.exists() and any(out.iterdir()):
         raise GliomaskError("output folder exists and is not empty", out)
     if out.exists():

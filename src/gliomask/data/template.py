@@ -1,16 +1,15 @@
-"""The MNI ICBM152 2009 brain template, as shipped inside nilearn's wheel (no download).
+"""The MNI ICBM152 2009 brain template, shipped with gliomask (``data/mni``, with its NOTICE; no download).
 
 Fonov et al., NeuroImage 54(1), 2011 and NeuroImage 47 S102, 2009 (unbiased nonlinear average of
 152 adults, symmetric version 2009a). Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging
 Centre, Montreal Neurological Institute, McGill University; the notice is in the README.
 
-The files are found through the installed package's location, without importing nilearn (which would
-import scikit-learn and pandas): only nibabel reads them.
+The three files (5 MB) are the ones nilearn's wheel carries, unchanged; shipping them spares every user
+nilearn and what it pulls in (scikit-learn, pandas, requests, joblib) for three files.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,12 +45,15 @@ class Template:
     volume: "torch.Tensor"  # the fractions as float32 [1, 3, Z, Y, X], the layout grid_sample reads
 
 
+TEMPLATE_FOLDER = Path(__file__).parent / "mni"
+
+
 def template_folder() -> Path:
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise GliomaskError("synthetic anatomy needs the MNI template shipped with nilearn: pip install nilearn "
-                            "(or use --anatomy simple)")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    missing = [f for f in FILES.values() if not (TEMPLATE_FOLDER / f).is_file()]
+    if missing:
+        raise GliomaskError(f"the MNI template files are missing from the installation ({', '.join(missing)}); "
+                            "reinstall gliomask (or use --anatomy simple)", TEMPLATE_FOLDER)
+    return TEMPLATE_FOLDER
 
 
 @lru_cache(maxsize=1)

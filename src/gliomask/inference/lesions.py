@@ -15,13 +15,17 @@ from gliomask.labels import NECROTIC, OEDEMA, REGION_LABELS, STRUCTURE_3D, label
 
 
 def lesion_report(labels: np.ndarray, affine: np.ndarray, spacing, *, scores: np.ndarray | None = None,
-                  slice_axis: int = 2, probabilities: np.ndarray | None = None, frame: str = "ras") -> list[dict]:
+                  slice_axis: int = 2, probabilities: np.ndarray | None = None, frame: str = "ras",
+                  components: np.ndarray | None = None) -> list[dict]:
     """Describe each 26-connected whole-tumour component of an internal label map (0/1/2/4).
 
     ``scores`` Float [X, Y, Z]: the highest detection score covering each voxel (0 where none).
     ``probabilities`` Float [X, Y, Z]: the whole-tumour probability; its mean over the lesion is reported.
     Lesions are numbered from 1 by decreasing volume. Volumes are voxel counts times the voxel volume;
     millimetre positions go through ``affine`` (scanner space of the input), in ``frame`` (ras or lps).
+    ``components`` Int [X, Y, Z] (0 outside lesions): lesion identities found elsewhere, e.g. on the grid
+    the model predicted on and mapped back to a coarser one, where one lesion can fall apart into
+    pieces that are not lesions of their own; default: the label map's 26-connected components.
     Returns flat dicts with the keys of :func:`gliomask.io.lesion_table.csv_fields` (score keys only when given).
     """
     if frame not in FRAMES:
@@ -31,7 +35,12 @@ def lesion_report(labels: np.ndarray, affine: np.ndarray, spacing, *, scores: np
     # The voxel volume from the affine itself: for an oblique or sheared grid |det| differs from the
     # product of the header's zooms.
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    components, count = ndimage.label(labels > 0, structure=STRUCTURE_3D)
+    if components is None:
+        components, count = ndimage.label(labels > 0, structure=STRUCTURE_3D)
+    else:  # consecutive ids for the lesions present (a small one may not survive the mapping)
+        ids, components = np.unique(np.where(labels > 0, components, 0), return_inverse=True)
+        components = components.reshape(labels.shape) - (0 if ids[0] == 0 else -1)
+        count = len(ids) - (1 if ids[0] == 0 else 0)
     if count == 0:
         return []
     objects = ndimage.find_objects(components)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from gliomask.config import load_config
 from gliomask.data.geometry import ModelGrid
@@ -18,7 +19,7 @@ from gliomask.inference.core import PostProcessing, regions_from_probabilities, 
 from gliomask.inference.lesions import lesion_report
 from gliomask.inference.onnx_backend import OnnxSliceModel, is_onnx
 from gliomask.io.brats import Case, LoadedCase, load_case
-from gliomask.labels import labels_from_regions
+from gliomask.labels import STRUCTURE_3D, labels_from_regions
 from gliomask.models.checkpoint import load_checkpoint
 from gliomask.models.factory import model_from_checkpoint, resolve_device
 from gliomask.models.fusion import fuse_conv_bn
@@ -184,11 +185,15 @@ class Predictor:
         prob_slices, scores_slices, pre = self.detect(grid.forward(images) if grid else images, present)
         regions = pre.restore(regions_from_probabilities(prob_slices, scores_slices, self.post))
         prob, scores = pre.restore(prob_slices), pre.restore(scores_slices)
+        components = None
         if grid is not None:
+            # lesions are what the model found on its own grid: a lesion that the mapping back to a coarser
+            # grid splits into pieces stays one lesion (its pieces would carry no detection score of their own)
+            components = grid.backward(ndimage.label(regions[0], structure=STRUCTURE_3D)[0], order=0)
             regions = grid.backward(regions, order=0)
             prob, scores = grid.backward(prob, order=1), grid.backward(scores, order=0)
         labels = labels_from_regions(regions)
         scores[labels == 0] = 0
         lesions = lesion_report(labels, affine, spacing, scores=scores, slice_axis=self.axis, probabilities=prob[0],
-                                frame=frame)
+                                frame=frame, components=components)
         return Prediction(labels, regions, scores, lesions, prob)

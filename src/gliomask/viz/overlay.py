@@ -1,5 +1,5 @@
 """Overlay pictures in radiological convention: one row per lesion, FLAIR and T1ce in three planes,
-ground truth solid and prediction dashed, and (with both) an error view.
+ground truth as a filled tint and prediction as contours, and (with both) an error view.
 
 Every panel is cut from the volume reoriented by its affine (:mod:`gliomask.viz.orientation`): the
 patient's right on the screen's left in axial and coronal panels, letters on all four sides, a 5 cm
@@ -25,7 +25,7 @@ from gliomask.utils import bounding_box  # noqa: E402
 from gliomask.labels import REGION_NAMES, STRUCTURE_3D, regions_from_labels  # noqa: E402
 from gliomask.viz.figure import save_figure  # noqa: E402
 from gliomask.viz.orientation import LETTERS, PLANES, RAS_AXIS, RasVolume, pixel_spacing, plane_image  # noqa: E402
-from gliomask.viz.palette import (ERROR_COLOURS, GROUND_TRUTH_STYLE, PREDICTION_STYLE, REGION_COLOURS,  # noqa: E402
+from gliomask.viz.palette import (ERROR_COLOURS, GROUND_TRUTH_ALPHA, PREDICTION_STYLE, REGION_COLOURS,  # noqa: E402
                                   REGION_WIDTHS, SERIES)
 
 PANEL_INCHES = 2.5
@@ -92,9 +92,10 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
             if mod == "errors":
                 _draw_errors(ax, gt_r, pred_r, plane, index)
             else:
-                for labels, style in ((gt_r, GROUND_TRUTH_STYLE), (pred_r, PREDICTION_STYLE)):
-                    if labels is not None:
-                        _draw_contours(ax, labels, plane, index, style)
+                if gt_r is not None:
+                    _draw_tint(ax, gt_r, plane, index)
+                if pred_r is not None:
+                    _draw_contours(ax, pred_r, plane, index, PREDICTION_STYLE)
             letters = LETTERS[plane]
             _letters_and_scale(ax, letters, col_sp)
             name = "WT errors" if mod == "errors" else mod.upper()
@@ -107,13 +108,15 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
             for spine in ax.spines.values():
                 spine.set_visible(False)
             panels.append({"row": r, "plane": plane, "modality": mod, "axes": ax, "letters": letters})
-        label = (f"lesion {r + 1}\n{voxels * voxel_ml:.1f} mL" if voxels else "no tumour in\nground truth\nor prediction")
+        volume = voxels * voxel_ml
+        label = (f"lesion {r + 1}\n{volume:.1f} mL" if volume >= 0.1 else f"lesion {r + 1}\n< 0.1 mL") if voxels \
+            else "no tumour in\nground truth\nor prediction"
         axes[r][0].set_ylabel(label, color="white", fontsize=9)
     handles = [Line2D([], [], color=REGION_COLOURS[n], linewidth=REGION_WIDTHS[n], label=n) for n in REGION_NAMES]
     if gt is not None:
-        handles.append(Line2D([], [], color="white", linestyle=GROUND_TRUTH_STYLE, linewidth=2, label="ground truth"))
+        handles.append(Patch(facecolor="white", alpha=GROUND_TRUTH_ALPHA + 0.2, label="ground truth (tint)"))
     if pred is not None:
-        handles.append(Line2D([], [], color="white", linestyle=PREDICTION_STYLE, linewidth=2, label="prediction"))
+        handles.append(Line2D([], [], color="white", linestyle=PREDICTION_STYLE, linewidth=2, label="prediction (contour)"))
     if error_view:
         handles += [Patch(color=colour, label=name) for name, colour in ERROR_COLOURS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, facecolor="#222",
@@ -130,6 +133,17 @@ def _draw_contours(ax, labels_ras, plane, index, style) -> None:
         if sl.any():
             ax.contour(sl.astype(float), levels=[0.5], colors=REGION_COLOURS[name], linestyles=[style],
                        linewidths=REGION_WIDTHS[name])
+
+
+def _draw_tint(ax, labels_ras, plane, index) -> None:
+    """Each region filled in its colour, WT first: the nested TC and ET tint over it, darker where nested."""
+    for name, region in zip(REGION_NAMES, regions_from_labels(labels_ras)):
+        mask = plane_image(region, plane, index)
+        if mask.any():
+            rgba = np.zeros(mask.shape + (4,))
+            rgba[..., :3] = matplotlib.colors.to_rgb(REGION_COLOURS[name])
+            rgba[..., 3] = mask * GROUND_TRUTH_ALPHA
+            ax.imshow(rgba, interpolation="nearest", aspect=ax.get_aspect())
 
 
 def _draw_errors(ax, gt_ras, pred_ras, plane, index) -> None:

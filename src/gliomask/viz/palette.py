@@ -9,5 +9,7 @@ REGION_COLOURS = {"WT": "#56B4E9", "TC": "#F0E442", "ET": "#D55E00"}
 REGION_WIDTHS = {"WT": 2.6, "TC": 2.0, "ET": 1.5}  # points; at 100 dpi the narrowest is 2 px
 ERROR_COLOURS = {"false positive": "#CC79A7", "false negative": "#009E73"}
 SERIES = ("#000000", "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
-GROUND_TRUTH_STYLE = "solid"
-PREDICTION_STYLE = (0, (2.5, 1.5))  # dashed: told apart from ground truth in greyscale print too
+# Ground truth is a filled tint (nested regions stack: ET reads darkest), prediction a solid contour: where
+# the two coincide, dashed and solid lines of one colour could not be told apart at viewing size.
+GROUND_TRUTH_ALPHA = 0.38
+PREDICTION_STYLE = "solid"

@@ -105,7 +105,7 @@ def write_report(out_dir: str | Path, rows: list[dict], summary: dict, *, overla
     pictures = "".join(f"<div class='case' id='{_esc(cid)}'><h3>{_esc(cid)}</h3>"
                        f"<img src='{_esc(png)}' alt='{_esc(cid)} overlay'></div>" for cid, png in overlays.items())
     parts.append("<h2>Overlays</h2><p>Radiological view (patient right on screen left). One row per lesion, "
-                 "largest first. Ground truth solid, prediction dashed; WT sky blue, TC yellow, ET vermillion; "
+                 "largest first. Ground truth as a filled tint, prediction as contours; WT sky blue, TC yellow, ET vermillion; "
                  "last column: false positive reddish purple, false negative bluish green.</p>" + pictures)
     parts.append(_provenance_table(provenance or {}))
     return _write(out_dir / "index.html", _page(title, "".join(parts)))
