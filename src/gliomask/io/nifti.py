@@ -22,6 +22,10 @@ def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Read a 3-D NIfTI image; returns the image and its voxels as stored (no scaling to float64)."""
     if not path.is_file():
         raise GliomaskError("file not found", path)
+    zooms = _stored_zooms(path)
+    if zooms is not None and any(z == 0 for z in zooms):  # nibabel would set them to 1 mm with a log line
+        raise GliomaskError(f"voxel size is 0 in the header (pixdim {tuple(float(z) for z in zooms)}): "
+                            "fix the header's spacing", path)
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
@@ -33,15 +37,21 @@ def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
                             "per voxel: convert the scan to grey-scale", path)
     if dtype.kind == "c":
         raise GliomaskError(f"voxels are complex ({dtype.name}): give the magnitude image", path)
-    zooms = img.header.get_zooms()[:3]
-    if any(float(z) == 0 for z in zooms):
-        raise GliomaskError(f"voxel size is 0 in the header (pixdim {tuple(float(z) for z in zooms)}): "
-                            "fix the header's spacing", path)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
         raise GliomaskError(f"expected a 3-D image, got shape {tuple(data.shape)}", path)
     return img, data
+
+
+def _stored_zooms(path: Path) -> tuple[float, ...] | None:
+    """pixdim[1:4] as stored in a NIfTI-1 header, before nibabel's load-time fixes; None if unreadable."""
+    try:
+        with nib.openers.ImageOpener(str(path)) as fobj:
+            header = nib.Nifti1Header.from_fileobj(fobj, check=False)
+        return tuple(float(z) for z in header["pixdim"][1:4])
+    except Exception:  # NIfTI-2, truncated or not NIfTI at all: nib.load below says what it is
+        return None
 
 
 def save_like(data: np.ndarray, reference: nib.Nifti1Image, path: Path, dtype=np.uint8) -> Path:
