@@ -433,3 +433,21 @@ def test_P29_prepare_onto_a_full_disk_leaves_nothing(mount_namespaces, tmp_path)
     assert "full" in lines[0] and ("No space left on device" in lines[0] or "disk full" in lines[0]), lines[0]
     assert result.stdout == "", f"left on the full disk: {result.stdout}"
     assert snapshot(tmp_path) == before
+
+
+def test_predict_onto_a_full_disk_names_the_file_and_leaves_no_half_case(mount_namespaces, tiny_checkpoint, tmp_path):
+    """Found by the second probe: the message named no path, and the first case kept its label map
+    without its overlay and report. Now a case's outputs are all there or none."""
+    gt, _ = _gt_and_pred(tmp_path)
+    full = tmp_path / "full"
+    full.mkdir()
+    before = snapshot(tmp_path)
+    # 32 KiB: room for a tiny case's label map and lesion tables, not for its overlay picture
+    result = _namespace_run("mount -t tmpfs -o size=32k tmpfs", full,
+                            ["predict", "-i", gt, "-o", full / "out", "-m", tiny_checkpoint, "--quiet", "--device", "cpu"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert str(full / "out") in lines[0] and "No space left on device" in lines[0], lines[0]
+    assert [p for p in result.stdout.split() if p.endswith((".nii.gz", ".json", ".csv", ".png", ".html"))] == [], \
+        f"left on the full disk: {result.stdout}"
+    assert snapshot(tmp_path) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 from pathlib import Path
@@ -65,38 +66,56 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
                   f"run: {', '.join(p.name for p in stale)}", file=sys.stderr, flush=True)
     results = []
     for case in progress_bar(cases, desc="predict", enabled=progress):
-        loaded = predictor.load(case)
-        pred = predictor.predict_case(loaded, frame=lesion_frame)
-        seg_path = out / f"{case.case_id}_seg.nii.gz"
-        labels_as = case.convention if convention == "auto" else convention  # auto: the input's own edition
-        save_like(to_convention(pred.labels, labels_as), loaded.reference, seg_path)
-        if probabilities:
-            save_like(np.moveaxis(pred.probabilities, 0, -1), loaded.reference, out / f"{case.case_id}_prob.nii.gz",
-                      dtype=np.float32)
-            for name, unc in zip(UNCERTAINTY_NAMES, pred.uncertainty()):
-                save_like(unc, loaded.reference, out / f"{case.case_id}_unc_{name}.nii.gz")
-        provenance = predictor.meta.get("provenance") or {}
-        lesion_json = out / f"{case.case_id}_lesions.json"
-        write_lesion_report(pred.lesions, lesion_json, out / f"{case.case_id}_lesions.csv",
-                            case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": labels_as,
-                                                         "spacing_mm": list(loaded.spacing),
-                                                         "trained_on": provenance.get("train_cases", [])})
-        if overlays:
-            from gliomask.viz.overlay import save_overlay
-            from gliomask.viz.report import write_case_report
-
-            images = {m: loaded.images[i] for i, m in enumerate(loaded.modalities) if m in loaded.present}
-            overlay = save_overlay(images, out / f"{case.case_id}_overlay.png", affine=loaded.affine,
-                                   pred=pred.labels, title=f"{case.case_id}: prediction")
-            write_case_report(out / f"{case.case_id}_report.html", case_id=case.case_id, lesions=pred.lesions,
-                              totals=case_totals(pred.lesions), overlay_png=overlay,
-                              provenance=_case_provenance(case, checkpoint, predictor, labels_as, seg_path))
-        result = {"case": case.case_id, "seg": str(seg_path), "lesions": len(pred.lesions),
-                  "volume_ml": sum(les["volume_ml"] for les in pred.lesions)}
+        try:
+            result = _predict_one(case, predictor, out, checkpoint=checkpoint, convention=convention,
+                                  lesion_frame=lesion_frame, probabilities=probabilities, overlays=overlays)
+        except BaseException:  # all of a case's outputs or none: a full disk must not leave half of them
+            for path in out.glob(f"{glob.escape(case.case_id)}_*"):
+                if path.name[len(case.case_id) + 1:] in CASE_OUTPUTS:
+                    path.unlink()
+            raise
         results.append(result)
         if on_case is not None:
             on_case(result)
     return results
+
+
+# what predict writes per case, after "<case>_"
+CASE_OUTPUTS = ("seg.nii.gz", "prob.nii.gz", *(f"unc_{n}.nii.gz" for n in UNCERTAINTY_NAMES),
+                "lesions.json", "lesions.csv", "overlay.png", "report.html")
+
+
+def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, lesion_frame: str, probabilities: bool,
+                 overlays: bool) -> dict:
+    """Predict one case and write its outputs; returns its summary line's figures."""
+    loaded = predictor.load(case)
+    pred = predictor.predict_case(loaded, frame=lesion_frame)
+    seg_path = out / f"{case.case_id}_seg.nii.gz"
+    labels_as = case.convention if convention == "auto" else convention  # auto: the input's own edition
+    save_like(to_convention(pred.labels, labels_as), loaded.reference, seg_path)
+    if probabilities:
+        save_like(np.moveaxis(pred.probabilities, 0, -1), loaded.reference, out / f"{case.case_id}_prob.nii.gz",
+                  dtype=np.float32)
+        for name, unc in zip(UNCERTAINTY_NAMES, pred.uncertainty()):
+            save_like(unc, loaded.reference, out / f"{case.case_id}_unc_{name}.nii.gz")
+    provenance = predictor.meta.get("provenance") or {}
+    lesion_json = out / f"{case.case_id}_lesions.json"
+    write_lesion_report(pred.lesions, lesion_json, out / f"{case.case_id}_lesions.csv",
+                        case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": labels_as,
+                                                     "spacing_mm": list(loaded.spacing),
+                                                     "trained_on": provenance.get("train_cases", [])})
+    if overlays:
+        from gliomask.viz.overlay import save_overlay
+        from gliomask.viz.report import write_case_report
+
+        images = {m: loaded.images[i] for i, m in enumerate(loaded.modalities) if m in loaded.present}
+        overlay = save_overlay(images, out / f"{case.case_id}_overlay.png", affine=loaded.affine,
+                               pred=pred.labels, title=f"{case.case_id}: prediction")
+        write_case_report(out / f"{case.case_id}_report.html", case_id=case.case_id, lesions=pred.lesions,
+                          totals=case_totals(pred.lesions), overlay_png=overlay,
+                          provenance=_case_provenance(case, checkpoint, predictor, labels_as, seg_path))
+    return {"case": case.case_id, "seg": str(seg_path), "lesions": len(pred.lesions),
+            "volume_ml": sum(les["volume_ml"] for les in pred.lesions)}
 
 
 def _case_provenance(case, checkpoint, predictor, labels_as: str, seg_path: Path) -> dict:

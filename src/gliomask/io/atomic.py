@@ -34,6 +34,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp_path, path)
+    except OSError as exc:
+        # a short write on a full disk names no file, or the temporary one: name the output
+        if exc.errno is not None and exc.filename in (None, str(tmp_path), tmp_path):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
