@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit, own_peak_rss_mb  # noqa: E402
 
@@ -112,6 +114,23 @@ def _child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
+def _stretched_case(case_dir: Path, out: Path, shape: tuple[int, int, int]) -> Path:
+    """The case's files resampled (linear, labels nearest) onto a larger grid kept at 1 mm: a bigger head
+    in the model's own geometry, which no resampling at prediction shrinks back."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    folder = out / case_dir.name
+    folder.mkdir(parents=True)
+    for path in case_dir.glob("*.nii.gz"):
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+        zoom = [n / o for n, o in zip(shape, data.shape)]
+        big = ndimage.zoom(data, zoom, order=0 if path.name.endswith("_seg.nii.gz") else 1)
+        nib.save(nib.Nifti1Image(big.astype(data.dtype), img.affine), str(folder / path.name))
+    return folder
+
+
 def _run_child(extra: list[str], threads: int, device: str = "cpu") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, __file__, "--child", "--device", device, *extra], capture_output=True,
@@ -128,6 +147,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline-every", type=int, default=1, help="time every k-th slice of the baseline and scale up")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--large", default=None, metavar="X,Y,Z",
+                    help="also time the MobileNet on the held-out case stretched to this 1 mm grid (e.g. 512,512,400): "
+                         "seconds and peak RSS against the BraTS grid's, the memory that grows with the voxels")
     ap.add_argument("--also", nargs="*", default=[], metavar="CHECKPOINT",
                     help="also time these trained checkpoints (e.g. demo_out/run/best.pt)")
     ap.add_argument("--json", default=None)
@@ -172,6 +194,12 @@ def main() -> None:
                                     args.threads)
                 rows.append({"pipeline": f"gliomask {name}, onnxruntime (gliomask export)", **result})
                 print(rows[-1], flush=True)
+        if args.large and "mobilenet_v3_fpn" in args.models:
+            large_dir = _stretched_case(Path(case_dir), tmp / "large", tuple(int(v) for v in args.large.split(",")))
+            result = _run_child(["--checkpoint", str(tmp / "mobilenet_v3_fpn" / "best.pt"), "--case", str(large_dir),
+                                 "--threads", str(args.threads)], args.threads, args.device)
+            rows.append({"pipeline": f"gliomask mobilenet_v3_fpn, one case stretched to {args.large} (1 mm)", **result})
+            print(rows[-1], flush=True)
         for path in args.also:
             result = _run_child(["--checkpoint", str(Path(path).resolve()), "--case", case_dir,
                                  "--threads", str(args.threads)], args.threads, args.device)

@@ -21,13 +21,18 @@ from gliomask.labels import class_to_regions
 @dataclass
 class SliceDetections:
     """Outputs on one slice: ``scores`` Float32 [N], ``labels`` Int64 [N] (1-based classes),
-    ``masks`` Float16 [N, H, W] soft masks in [0, 1], ``regions`` Float16 [3, H, W] dense WT/TC/ET
-    probabilities or None (model without a region head). TTA passes are flipped back."""
+    ``masks`` Float16 [N, H, W] soft masks in [0, 1] (kept only for a model without a region head, which
+    composes its regions from them; else [0, H, W]), ``regions`` Float16 [3, H, W] dense WT/TC/ET
+    probabilities or None (model without a region head), ``score_map`` Float32 [H, W] the highest score of
+    a detection whose mask covers each pixel (at the mask threshold), or None for an empty slice. TTA
+    passes are flipped back. Keeping one score map instead of every detection's full-size mask is what
+    bounds prediction memory on large grids (ten 512 x 512 masks per slice were 2 GB for 400 slices)."""
 
     scores: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
     regions: np.ndarray | None = None
+    score_map: np.ndarray | None = None
 
 
 @dataclass
@@ -62,7 +67,7 @@ class PostProcessing:
 @torch.no_grad()
 def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str | torch.device = "cpu",
                   tta: bool = False, amp: bool = False, context: int = 0,
-                  available: np.ndarray | None = None) -> list[list[SliceDetections]]:
+                  available: np.ndarray | None = None, mask_threshold: float = 0.5) -> list[list[SliceDetections]]:
     """Run ``model`` (eval mode) over every slice of ``volume`` that holds brain.
 
     Args:
@@ -70,6 +75,7 @@ def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str
         context: neighbouring slices per side stacked as channels, as in training.
         available: Float [C] modality flags (1 present, 0 absent) for a model trained with
             ``model.modality_flags``; None for one without them.
+        mask_threshold: where a detection's soft mask covers a pixel, for the score maps.
     Returns:
         One list per TTA pass (1, or 2 with ``tta``: identity and W-flip), each with S entries.
         Slices without brain get empty detections without running the model.
@@ -97,21 +103,31 @@ def detect_volume(model, volume: np.ndarray, *, batch_size: int = 8, device: str
             # One device-to-host copy per output and batch, not per slice (a GPU would wait on each copy);
             # float16 in torch: numpy's float32 -> float16 cast cost ~0.5 s per volume.
             counts = [len(p["scores"]) for p in preds]
-            scores = torch.cat([p["scores"].float() for p in preds]).cpu().numpy()
-            labels = torch.cat([p["labels"] for p in preds]).cpu().numpy()
-            masks = torch.cat([p["masks"][:, 0].half() for p in preds])
+            ends = np.cumsum(counts)
+            scores_t = torch.cat([p["scores"].float() for p in preds])
+            masks_t = torch.cat([p["masks"][:, 0] for p in preds])
             has_regions = preds[0].get("regions") is not None
             regions = torch.stack([p["regions"].half() for p in preds]) if has_regions else None
             if flip:
-                masks = masks.flip(-1)
+                masks_t = masks_t.flip(-1)
                 regions = regions.flip(-1) if regions is not None else None
-            masks = masks.cpu().numpy()
+            maps = torch.zeros((len(preds), *masks_t.shape[1:]), dtype=torch.float32, device=masks_t.device)
+            for k in range(len(preds)):
+                lo, hi = ends[k] - counts[k], ends[k]
+                if hi > lo:
+                    covered = masks_t[lo:hi] >= mask_threshold
+                    maps[k] = (covered * scores_t[lo:hi, None, None]).amax(dim=0)
+            scores = scores_t.cpu().numpy()
+            labels = torch.cat([p["labels"] for p in preds]).cpu().numpy()
+            # a region head makes the regions: the masks are then needed only for the score maps
+            masks = masks_t.half().cpu().numpy() if not has_regions else None
+            maps = maps.cpu().numpy()
             regions = regions.cpu().numpy() if regions is not None else None
-            ends = np.cumsum(counts)
+            no_masks = np.zeros((0, *volume.shape[2:]), np.float16)
             for k, s in enumerate(idx):
                 lo, hi = ends[k] - counts[k], ends[k]
-                out[s] = SliceDetections(scores[lo:hi], labels[lo:hi], masks[lo:hi],
-                                         None if regions is None else regions[k])
+                out[s] = SliceDetections(scores[lo:hi], labels[lo:hi], no_masks if masks is None else masks[lo:hi],
+                                         None if regions is None else regions[k], maps[k] if hi > lo else None)
         results.append(out)
     return results
 
@@ -141,13 +157,14 @@ def region_probabilities(passes: list[list[SliceDetections]], shape: tuple[int, 
     return prob
 
 
-def score_volume(passes: list[list[SliceDetections]], grid, mask_threshold: float = 0.5) -> np.ndarray:
-    """Float32 [S, H, W]: the highest score of any detection whose mask covers each pixel."""
+def score_volume(passes: list[list[SliceDetections]], grid) -> np.ndarray:
+    """Float32 [S, H, W]: the highest score of any detection whose mask covers each pixel (the slices'
+    score maps, over TTA passes)."""
     out = np.zeros(grid, dtype=np.float32)
     for dets in passes:
         for s, d in enumerate(dets):
-            for score, mask in zip(d.scores, d.masks):
-                np.maximum(out[s], np.where(mask >= mask_threshold, score, 0), out=out[s])
+            if d.score_map is not None:
+                np.maximum(out[s], d.score_map, out=out[s], casting="unsafe")
     return out
 
 
@@ -171,8 +188,8 @@ def volume_outputs(model, volume: np.ndarray, *, scheme: str, post: PostProcessi
     for dim in dims:
         view = plane_view(volume, dim)
         passes = detect_volume(model, view, batch_size=batch_size, device=device, amp=amp, context=context, tta=tta,
-                               available=available)
+                               available=available, mask_threshold=post.mask_threshold)
         shape = (view.shape[0], *view.shape[2:])
         prob += from_plane(region_probabilities(passes, shape, scheme, post), dim) / len(dims)
-        np.maximum(scores, from_plane(score_volume(passes, shape, post.mask_threshold), dim), out=scores)
+        np.maximum(scores, from_plane(score_volume(passes, shape), dim), out=scores)
     return prob, scores
