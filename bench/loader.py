@@ -47,33 +47,15 @@ def loader_rate(dataset, sampler, workers: int, batches: int, batch: int) -> tup
 
 
 def step_rate(cfg, dataset, device: torch.device, amp: bool, batch: int, steps: int = 10) -> float:
-    """Slices per second of forward + backward + SGD step on ``device`` (first 2 steps not timed)."""
+    """Slices per second of forward + backward + SGD step on ``device`` (bench/train.py's timing)."""
     from gliomask.data.dataset import collate
     from gliomask.models.factory import model_from_config
+    from train import measure  # bench/train.py
 
     torch.manual_seed(0)
-    model = model_from_config(cfg, 1, dataset[0][0].shape[0]).to(device).train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.002, momentum=0.9)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    times = []
-    for i in range(steps + 2):
-        images, targets = collate([dataset[(i * batch + j) % len(dataset)] for j in range(batch)])
-        images = [im.to(device, non_blocking=True) for im in images]
-        targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        with torch.autocast(device.type, enabled=amp):
-            loss = sum(model(images, targets).values())
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    return batch / (sum(times) / len(times))
+    model = model_from_config(cfg, 1, dataset[0][0].shape[0])
+    batches = [collate([dataset[(i * batch + j) % len(dataset)] for j in range(batch)]) for i in range(steps + 2)]
+    return measure(model, batches, device, amp)
 
 
 def main() -> int:

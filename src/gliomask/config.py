@@ -72,7 +72,7 @@ class InferConfig:
     min_component_voxels: int = 20  # smaller 3-D components of a region are removed
     min_lesion_score: float = 0.5  # a 3-D lesion needs one detection at least this confident
     min_case_et_voxels: int = 0  # less ET in a whole case is relabelled core
-    fill_holes: bool = False  # centres enclosed by tumour core join it
+    fill_holes: bool = True  # centres enclosed by tumour core join it (cross-validated on 9 real patients: TC +0.008)
     tune: bool = True  # choose the post-processing above on the validation fold at the end of training
     batch_size: int = 8
 

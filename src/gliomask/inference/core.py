@@ -51,7 +51,7 @@ class PostProcessing:
     min_lesion_score: float = 0.5
     min_component_voxels: int = 20
     min_case_et_voxels: int = 0
-    fill_holes: bool = False
+    fill_holes: bool = True
     score_thresholds: tuple[float, ...] | None = None
     mask_threshold: float = 0.5
 
