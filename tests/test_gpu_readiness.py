@@ -69,7 +69,9 @@ prepared = Prepared.open(sys.argv[1])
 if sys.argv[2] == "unbounded":
     ds.MAX_OPEN_CASES = 10 ** 6  # as before: every case stays open
 data = ds.PreparedSlices(prepared, prepared.case_ids, context=1, scheme="whole", modality_flags=True)
-loader = torch.utils.data.DataLoader(data, batch_size=16, num_workers=1, collate_fn=ds.collate)
+# in this process (a worker opens the same maps; torch's tensor passing between processes would use
+# descriptors of its own)
+loader = torch.utils.data.DataLoader(data, batch_size=16, num_workers=0, collate_fn=ds.collate)
 try:
     seen = sum(len(images) for images, _ in loader)
 except GliomaskError as exc:
@@ -105,7 +107,7 @@ def _run_loader(prepared: Path, tmp_path: Path, mode: str) -> str:
     script = tmp_path / "loader.py"
     script.write_text(LOADER_SCRIPT)
     result = subprocess.run([sys.executable, str(script), str(prepared), mode], capture_output=True, text=True,
-                            timeout=600)
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

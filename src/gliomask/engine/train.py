@@ -366,6 +366,11 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                 break
     finally:
         stops.__exit__()
+        # Persistent DataLoader workers ignore SIGTERM (the training process stops them after saving): shut
+        # them down here, or Python's exit, which ends its child processes with SIGTERM, would wait for them.
+        shutdown = getattr(getattr(loader, "_iterator", None), "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
     summary = {"epochs_done": epoch + 1, "steps": schedule.step_count, "seconds": time.monotonic() - t0,
                "train_seconds": schedule.elapsed, "val_seconds": val_seconds, "validation": last_val,
                "best": str(out / "best.pt"), "last": str(out / "last.pt"), "world_size": world}

@@ -43,10 +43,12 @@ def coco_ap(gt: dict, results: list[dict]) -> dict[str, float]:
 
 @torch.no_grad()
 def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batch_size: int = 8,
-                     mask_threshold: float = 0.5, scheme: str | None = None, context: int = 0) -> tuple[dict, list[dict]]:
+                     mask_threshold: float = 0.5, scheme: str | None = None, context: int = 0,
+                     flags: bool = False) -> tuple[dict, list[dict]]:
     """Run the detector on the kept slices of ``case_ids``; returns (COCO GT dict, COCO results).
-    ``scheme``: the detector's classes; ``context``: its neighbouring slices per side."""
-    from gliomask.data.dataset import context_stack
+    ``scheme``: the detector's classes; ``context``: its neighbouring slices per side; ``flags``: the
+    model reads modality flags (each case's own modalities marked present)."""
+    from gliomask.data.dataset import available_modalities, context_stack, with_modality_flags
 
     gt = coco_dict(prepared, case_ids, scheme)
     model.eval()
@@ -56,9 +58,13 @@ def detector_results(model, prepared, case_ids: list[str], *, device="cpu", batc
         by_case.setdefault(image["case"], []).append(image)
     for cid, images in by_case.items():
         volume, _ = prepared.arrays(cid)
+        modalities = list(prepared.settings["modalities"])
+        present = available_modalities(prepared.case_meta(cid), modalities)
+        marks = torch.tensor([m in present for m in modalities], dtype=torch.float32)
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            batch = [torch.from_numpy(context_stack(volume, im["slice"], context)).to(device) for im in chunk]
+            batch = [torch.from_numpy(context_stack(volume, im["slice"], context)) for im in chunk]
+            batch = [(with_modality_flags(im, marks) if flags else im).to(device) for im in batch]
             for im, pred in zip(chunk, model(batch)):
                 for box, score, label, mask in zip(pred["boxes"].cpu().numpy(), pred["scores"].cpu().numpy(),
                                                    pred["labels"].cpu().numpy(), pred["masks"][:, 0].cpu().numpy()):
@@ -85,10 +91,10 @@ def coco_ap_for_checkpoint(prepared_dir, fold: int | None, checkpoint, *, device
     _, val = prepared.split(fold)
     cases = val or prepared.case_ids
     refuse_training_overlap(meta, cases, checkpoint)
-    model, _ = model_from_checkpoint(meta, str(checkpoint))
+    model, cfg = model_from_checkpoint(meta, str(checkpoint))
     device = resolve_device(device)
-    gt, results = detector_results(model.to(device), prepared, cases, device=device,
-                                   scheme=meta["scheme"], context=int(meta.get("context", 0)))
+    gt, results = detector_results(model.to(device), prepared, cases, device=device, scheme=meta["scheme"],
+                                   context=int(meta.get("context", 0)), flags=cfg.model.modality_flags)
     return coco_ap(gt, results)
 
 

@@ -16,6 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from gliomask.errors import GliomaskError
+from gliomask.io.discovery_hints import why_no_case
 from gliomask.io.nifti import AFFINE_ATOL, read_nifti
 from gliomask.labels import EDITION_LABELS, to_internal, unknown_labels
 
@@ -297,30 +298,12 @@ def discover_cases(root: str | Path) -> list[Case]:
         raise GliomaskError("expected a BraTS folder, a case folder or a manifest .csv", root)
     if not cases:
         raise GliomaskError("no BraTS cases found (expected <case>/<case>_flair.nii.gz or <case>-t2f.nii.gz)"
-                            + _why_no_case(root), root)
+                            + why_no_case(root, NIFTI_SUFFIXES), root)
     ids = [c.case_id for c in cases]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise GliomaskError(f"case ids appear twice: {', '.join(dupes)}", root)
     return sorted(cases, key=lambda c: c.case_id)
-
-
-def _why_no_case(root: Path) -> str:
-    """What was found instead of cases, for the one-line error: upper-case suffixes, or NIfTI files whose
-    names do not follow their folder's (a case folder renamed without its files)."""
-    if not root.is_dir():
-        return ""
-    found = [p for p in sorted(root.rglob("*")) if len(p.relative_to(root).parts) <= 4 and p.is_file()
-             and p.name.lower().endswith(NIFTI_SUFFIXES)]
-    if not found:
-        return "; no NIfTI file (.nii or .nii.gz) in it"
-    upper = [p for p in found if not p.name.endswith(NIFTI_SUFFIXES)]
-    if upper:
-        return (f"; found {len(upper)} NIfTI file(s) with an upper-case suffix, e.g. {upper[0].name}: "
-                "name them .nii.gz or .nii")
-    example = found[0]
-    return (f"; found {len(found)} NIfTI file(s), e.g. {example.relative_to(root)}, but none named after its folder "
-            f"({example.parent.name}_flair.nii.gz, ...): a case folder and its files must share the case id")
 
 
 def select_cases(cases, case_ids: list[str] | None, root):
