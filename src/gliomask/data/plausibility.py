@@ -8,8 +8,8 @@ refuse the case, or warn and go on when the user says ``--force``.
 Swapped files are found from how the modalities vary together inside the brain: T2 is the one with
 bright CSF, so it anti-correlates with T1 and T1ce; T1 and T1ce rise and fall together; FLAIR follows
 T1 more than T2 does. A case is flagged when exchanging two of its files fits a reference correlation
-matrix better than the files as named (by SWAP_MIN_GAIN): the training set's, and for the canonical
-modalities that of real BraTS scans (REAL_SCAN_CORRELATIONS), since a model trained on synthetic brains
+matrix better than the files as named (by SWAP_MIN_GAIN): the training set's or, when the case fits it
+better, that of real BraTS scans (REAL_SCAN_CORRELATIONS), since a model trained on synthetic brains
 carries a synthetic reference that real scans do not match. One correlation (two modalities) cannot
 tell a swap, so the check needs three or more; T1 and T1ce are too alike to be told apart, and are not.
 """
@@ -34,6 +34,9 @@ CORRELATION_STRIDE = 4  # every 4th brain voxel: the same correlations to ~1e-3,
 # each against the median of the other four (python bench/real_swaps.py): as named, no exchange helps
 # (gain <= 0.000); 29 of their 30 single swaps gain 0.053-0.282 and are undone by the right exchange.
 SWAP_MIN_GAIN = 0.03
+# ... and only when the files as named are at least this far from the reference: synthetic cases as named
+# sit 0.03-0.17 from their training set's, and an exchange can then gain by chance (1 demo case in 30)
+SWAP_MIN_MISMATCH = 0.2
 UNTELLABLE = ({"t1", "t1ce"},)  # pairs a correlation cannot tell apart: never proposed as a swap
 # Median in-brain correlations of five real BraTS 2021 patients (t1, t1ce, t2, flair; raw scanner
 # intensities clipped to their 0.5-99.5th percentiles), from python bench/real_swaps.py.
@@ -135,9 +138,31 @@ def swapped_modalities(corr, typical, modalities) -> tuple[dict[str, str], float
     if not exchanges:
         return None
     renamed, i, j = min(exchanges)
-    if as_named - renamed < SWAP_MIN_GAIN:
+    if as_named < SWAP_MIN_MISMATCH or as_named - renamed < SWAP_MIN_GAIN:
         return None
     return {modalities[i]: modalities[j], modalities[j]: modalities[i]}, as_named, renamed
+
+
+def swap_reference(corr, training, modalities, training_name: str) -> tuple[np.ndarray | None, str]:
+    """The reference a case is checked against: the training set's matrix, or that of real BraTS scans
+    when the case, under its best naming (as named or one exchange), fits the real one better. A model
+    trained on synthetic brains carries a synthetic reference that real scans do not match (a real T2/FLAIR
+    swap went unflagged), while synthetic cases do not match real scans (checked against real scans, one
+    demo case in 30 looked swapped)."""
+    real = real_scan_reference(modalities)
+    if corr is None or real is None or training is None:
+        return training, training_name
+    corr = np.asarray(corr)
+
+    def best_fit(reference) -> float:
+        fits = [_mismatch(corr, reference, range(len(modalities)))]
+        for i, j in itertools.combinations(range(len(modalities)), 2):
+            order = list(range(len(modalities)))
+            order[i], order[j] = j, i
+            fits.append(_mismatch(corr, reference, order))
+        return min(fits)
+
+    return (real, "real BraTS scans") if best_fit(real) < best_fit(np.asarray(training)) else (training, training_name)
 
 
 def real_scan_reference(modalities) -> np.ndarray | None:
@@ -172,16 +197,12 @@ def case_problems(case: Case, loaded: LoadedCase, typical_corr=None, typical_enh
             if np.array_equal(images[a][1], images[b][1]) and images[a][1].any():
                 found.append((images[b][0], f"holds the same voxels as {Path(images[a][0]).name} ({a}): "
                                             f"the same image under two modality names ({a}, {b})"))
-    if not found and len(present) >= 3:  # (a blank or duplicated file would also look swapped)
+    if not found and len(present) >= 3 and typical_corr is not None:  # (a blank or duplicated file looks swapped too)
         corr = modality_correlations(loaded.images[present])
-        references = [(real_scan_reference(list(images)), "real BraTS scans")]
-        if typical_corr is not None:
-            references.insert(0, (np.asarray(typical_corr)[np.ix_(present, present)], "the training set"))
-        for reference, name in references:
-            swaps = swapped_modalities(corr, reference, list(images))
-            if swaps:
-                found += swap_problems({m: p for m, (p, _) in images.items()}, swaps, name)
-                break
+        training = np.asarray(typical_corr)[np.ix_(present, present)]
+        reference, name = swap_reference(corr, training, list(images), "the training set")
+        swaps = swapped_modalities(corr, reference, list(images))
+        found += swap_problems({m: p for m, (p, _) in images.items()}, swaps, name)
     if not found and typical_enhancement and typical_enhancement >= MIN_TRAINING_ENHANCEMENT:
         share = enhancement_share(loaded)
         if share is not None and share < ENHANCEMENT_RATIO * typical_enhancement:

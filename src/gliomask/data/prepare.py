@@ -175,6 +175,8 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
         geometry = training_geometry(metas)  # one orientation and spacing, or nothing is written
         typical = typical_correlations([m["modality_correlations"] for m in metas])
         if len(metas) >= 3:  # a case whose files look swapped beside the others (the median is theirs)
+            # against the other cases only: a training set is its own reference (an odd synthetic case can fit
+            # real scans' correlations better than its siblings' without being swapped)
             report([problem for case, m in zip(cases, metas) for problem in swap_problems(
                 case.images, swapped_modalities(m["modality_correlations"], typical, list(settings.modalities)),
                 "the other cases")], force)
