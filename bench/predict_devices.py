@@ -41,7 +41,7 @@ def main() -> int:
             continue
         for amp in ([False, True] if device.startswith("cuda") else [False]):
             predictor = Predictor.from_checkpoint(args.checkpoint, device=device)
-            predictor.cfg.train.amp = amp  # prediction's autocast follows the run's train.amp
+            predictor.amp = amp and predictor.device.type == "cuda"  # predict --amp
             loaded = predictor.load(case)
             predictor.predict_case(loaded)  # warm-up
             if device.startswith("cuda"):

@@ -100,12 +100,13 @@ def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str]) -> dict[
                     continue
             images = np.where(np.isin(np.array(predictor.modalities), present)[:, None, None, None], loaded.images, 0)
             t0 = time.monotonic()
-            prob, scores, pre = predictor.detect(images.astype(np.float32), present)
+            prob, scores, pre = predictor.detect(images.astype(np.float32), present, whole_tumour_pass=False)
             ref = pre.to_slices(regions_from_labels(loaded.seg))
             lowest = min(min(REGION_CANDIDATES), *predictor.post.region_thresholds)
             box = bounding_box((prob.max(axis=0) >= lowest) | ref.any(axis=0)) or tuple(slice(0, 1) for _ in ref.shape[1:])
             result.setdefault(cid, {})[name] = (prob[(slice(None), *box)].astype(np.float16),
-                                                scores[box].astype(np.float16), ref[(slice(None), *box)])
+                                                scores[box].astype(np.float16), ref[(slice(None), *box)],
+                                                np.array([b.start for b in box]))  # where the crop sits
             print(f"  {cid} [{name}: {', '.join(present)}] {time.monotonic() - t0:.1f} s", flush=True)
     return result
 
@@ -121,17 +122,46 @@ def load_outputs(path: Path) -> dict:
     with np.load(path) as z:
         for key in z.files:
             cid, sub, i = key.split("|")
-            out.setdefault(cid, {}).setdefault(sub, [None] * 3)[int(i)] = z[key]
-    return {cid: {sub: tuple(parts) for sub, parts in subs.items()} for cid, subs in out.items()}
+            out.setdefault(cid, {}).setdefault(sub, [None] * 4)[int(i)] = z[key]
+    # caches written before crops carried their origin have three parts
+    return {cid: {sub: tuple(p for p in parts if p is not None) for sub, parts in subs.items()} for cid, subs in out.items()}
 
 
 def case_dice(output, post) -> list[float]:
     from gliomask.evaluation.metrics import dice
     from gliomask.inference.core import regions_from_probabilities
 
-    prob, scores, ref = output
+    prob, scores, ref = output[:3]
     pred = regions_from_probabilities(prob.astype(np.float32), scores.astype(np.float32), post)
     return [dice(pred[r], ref[r]) for r in range(3)]
+
+
+def _on_common_crop(parts: list[tuple]) -> list[tuple]:
+    """Held-out outputs of one case from several passes (each cropped to its own box) on one common box.
+    The crop origin is the fourth part; caches written before it was kept are aligned by the reference
+    (identical in every pass), whose bounding box every crop contains."""
+    if all(len(p) > 3 for p in parts):
+        origins = [np.asarray(p[3]) for p in parts]
+    else:
+        origins = [-np.array([i.min() for i in np.nonzero(p[2].any(axis=0))]) for p in parts]
+    lo = np.min(origins, axis=0)
+    hi = np.max([o + np.array(p[2].shape[1:]) for o, p in zip(origins, parts)], axis=0)
+    out = []
+    for o, (prob, scores, ref, *_) in zip(origins, parts):
+        box = tuple(slice(a - b, a - b + n) for a, b, n in zip(o, lo, ref.shape[1:]))
+        P = np.zeros((3, *(hi - lo)), np.float32)
+        S = np.zeros(tuple(hi - lo), np.float32)
+        R = np.zeros((3, *(hi - lo)), bool)
+        P[(slice(None), *box)], S[box], R[(slice(None), *box)] = prob, scores, ref
+        out.append((P, S, R))
+    return out
+
+
+def whole_tumour_from(own: tuple, subset: tuple) -> tuple:
+    """What `Predictor` does with ``infer.whole_tumour_modalities``: the WT probability of the subset's
+    pass, TC and ET of the pass with every modality, the higher detection score of the two."""
+    (p_own, s_own, ref), (p_sub, s_sub, _) = _on_common_crop([own, subset])
+    return np.concatenate([p_sub[:1], p_own[1:]]), np.maximum(s_own, s_sub), ref
 
 
 def summary_rows(per_case: dict, sets: dict[str, str], label: str, subset: str, chose: str) -> list[dict]:
@@ -183,8 +213,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     data, sets = gather(data_dirs, args.out, args.synthetic)
     prepared_dir = args.out / f"prepared_{args.modalities.replace(',', '_')}_synth{args.synthetic}"
-    prepare(data, prepared_dir, PrepareSettings(modalities=args.modalities, folds=args.folds, allow_missing=True),
-            workers=2, progress=False)
+    if not args.skip_training:  # rescoring reads the cached outputs only
+        prepare(data, prepared_dir, PrepareSettings(modalities=args.modalities, folds=args.folds, allow_missing=True),
+                workers=2, progress=False)
     ids = sorted(c for c in sets if sets[c] != "synthetic")
     synthetic_ids = sorted(c for c in sets if sets[c] == "synthetic")
     splits = [(train_ids + synthetic_ids, val_ids)
@@ -219,10 +250,10 @@ def main() -> int:
 
     rows, chosen = [], {}
     for subset in [s for s in SUBSETS if any(s in subs for o in outputs.values() for subs in o.values())]:
-        fixed, holes, crossfit = {}, {}, {}
+        fixed, holes, crossfit, wt_sub = {}, {}, {}, {}
         for k, fold_out in outputs.items():
             # cross-fitting: the search sees only the other folds' held-out patients (their own modalities)
-            others = [subs["own"] for j, o in outputs.items() if j != k for subs in o.values()]
+            others = [subs["own"][:3] for j, o in outputs.items() if j != k for subs in o.values()]
             if subset == "own":
                 chosen[k], _ = tune_postprocessing(others, default_post)
             for cid, subs in fold_out.items():
@@ -231,12 +262,19 @@ def main() -> int:
                 fixed[cid] = case_dice(subs[subset], default_post)
                 holes[cid] = case_dice(subs[subset], replace(default_post, fill_holes=True))
                 crossfit[cid] = case_dice(subs[subset], chosen[k])
+                if subset == "own":  # the default predict: WT from the FLAIR + T1ce pass where there are more
+                    sub = subs.get("flair+t1ce")
+                    has_more = sub is not None and sub is not subs["own"] and not np.array_equal(sub[0], subs["own"][0])
+                    wt_sub[cid] = case_dice(whole_tumour_from(subs["own"], sub) if has_more else subs["own"], default_post)
         rows += summary_rows(fixed, sets, "fixed (config defaults)", subset, "nobody")
         rows += summary_rows(holes, sets, "fixed + enclosed centres", subset, "nobody")
         rows += summary_rows(crossfit, sets, "cross-fitted", subset, "the other folds' patients")
+        if wt_sub:
+            rows += summary_rows(wt_sub, sets, "fixed, WT from the FLAIR + T1ce pass", subset, "nobody")
         if subset == "own":
             per_patient = [{"patient": c, "set": sets[c], **{f"{n} fixed": round(fixed[c][i], 3) for i, n in enumerate(REGIONS)},
-                            **{f"{n} cross-fitted": round(crossfit[c][i], 3) for i, n in enumerate(REGIONS)}}
+                            **{f"{n} cross-fitted": round(crossfit[c][i], 3) for i, n in enumerate(REGIONS)},
+                            **{f"{n} WT from FLAIR+T1ce": round(wt_sub[c][i], 3) for i, n in enumerate(REGIONS)}}
                            for c in sorted(fixed)]
     emit("real_cv_runs", runs, args.out)
     emit("real_cv_patients", per_patient, args.out)

@@ -1,8 +1,10 @@
 """Training throughput (slices per second) per backbone on prepared synthetic data.
 
-    python bench/train.py [--steps 8] [--batch 4]
+    python bench/train.py [--steps 8] [--batch 4] [--workers 1]
 On CPU it uses the threads torch is given (2 on the reference machine); on a CUDA machine it also
-reports AMP on and off.
+reports AMP on and off. Two figures per row: the model step alone (batches collated beforehand) and
+the step fed by the training DataLoader (augmentation on, ``--workers`` processes), as training runs:
+when the second is lower, the data pipeline limits training (see bench/loader.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from gliomask.models.factory import model_from_config  # noqa: E402
 from gliomask.models import BACKBONES  # noqa: E402
 
 
+def sgd_step(model, opt, scaler, images, targets, amp: bool) -> None:
+    with torch.autocast(images[0].device.type, enabled=amp):
+        loss = sum(model(images, targets).values())
+    opt.zero_grad()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def measure(model, batches, device, amp: bool) -> float:
     model.to(device).train()
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.002, momentum=0.9)
@@ -38,12 +49,7 @@ def measure(model, batches, device, amp: bool) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        with torch.autocast(device.type, enabled=amp):
-            loss = sum(model(images, targets).values())
-        opt.zero_grad()
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        sgd_step(model, opt, scaler, images, targets, amp)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= 2:  # the first steps warm up allocators and kernels
@@ -51,11 +57,35 @@ def measure(model, batches, device, amp: bool) -> float:
     return len(batches[0][0]) / (sum(times) / len(times))
 
 
+def measure_with_loader(model, loader, device, amp: bool, steps: int) -> float:
+    """Slices per second of SGD steps fed by ``loader`` (its waits included), after two warm-up steps."""
+    model.to(device).train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.002, momentum=0.9)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    seen, start = 0, None
+    for i, (images, targets) in enumerate(loader):
+        if i == 2:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+        sgd_step(model, opt, scaler, images, targets, amp)
+        if i >= 2:
+            seen += len(images)
+        if i + 1 >= steps + 2:
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - start)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--backbones", nargs="+", default=list(BACKBONES))
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader workers for the loader-fed figure")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rows = []
@@ -66,6 +96,9 @@ def main() -> None:
         ds = PreparedSlices(prep, prep.case_ids, negatives=False)
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).tolist()
         batches = [collate([ds[i] for i in idx[s * args.batch:(s + 1) * args.batch]]) for s in range(args.steps)]
+        from gliomask.data.transforms import SliceAugment
+
+        augmented = PreparedSlices(prep, prep.case_ids, negatives=False, transforms=SliceAugment())
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
         for backbone in args.backbones:
             version = "v2" if backbone == "resnet50_fpn" else "v1"
@@ -76,9 +109,14 @@ def main() -> None:
                     torch.manual_seed(0)
                     model = model_from_config(cfg, 3, 4)
                     sps = measure(model, batches, device, amp)
+                    loader = torch.utils.data.DataLoader(
+                        augmented, batch_size=args.batch, shuffle=True, collate_fn=collate, num_workers=args.workers,
+                        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
+                    fed = measure_with_loader(model, loader, device, amp, args.steps)
                     rows.append({"backbone": f"{backbone} {version}", "device": device.type, "amp": amp,
                                  "threads": torch.get_num_threads() if device.type == "cpu" else "-",
                                  "batch": args.batch, "slices_per_s": sps, "s_per_step": args.batch / sps,
+                                 "workers": args.workers, "with_loader_slices_per_s": fed,
                                  "process_peak_rss_mb_so_far": peak_rss_mb()})
                     print(rows[-1], flush=True)
     emit("train", rows, args.json)

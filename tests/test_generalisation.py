@@ -95,6 +95,29 @@ def test_a_model_trained_on_mixed_modality_sets_predicts_from_every_subset(mixed
     assert not np.allclose(zeroed, probabilities[("t1ce", "flair")])
 
 
+def test_the_whole_tumour_comes_from_the_flair_t1ce_pass_when_a_case_has_more(mixed_run, brats2019):
+    _, run = mixed_run
+    predictor = Predictor.from_checkpoint(run / "best.pt", device="cpu")
+    assert predictor.whole_tumour_modalities == ("t1ce", "flair")  # the default, in the model's order
+    loaded = load_case(discover_cases(brats2019)[-1], MODALITIES)
+    zs = np.flatnonzero(loaded.seg.any(axis=(0, 1)))
+    images = loaded.images[:, 60:180, 60:180, max(zs[0] - 2, 0):zs[-1] + 2]
+    prob, scores, _ = predictor.detect(images)
+    p_all, s_all, _ = predictor.detect(images, whole_tumour_pass=False)
+    p_sub, s_sub, _ = predictor.detect(images, ("t1ce", "flair"), whole_tumour_pass=False)
+    assert not np.array_equal(p_all[0], p_sub[0])  # the two passes differ, so the test can tell them apart
+    assert np.array_equal(prob[0], p_sub[0]) and np.array_equal(prob[1:], p_all[1:])
+    assert np.array_equal(scores, np.maximum(s_all, s_sub))
+    # a case with FLAIR and T1ce only has one pass; so does any case when the user asks for one
+    assert np.array_equal(predictor.detect(images, ("t1ce", "flair"))[0], p_sub)
+    single = Predictor.from_checkpoint(run / "best.pt", device="cpu", whole_tumour_modalities=[])
+    assert single.whole_tumour_modalities == () and np.array_equal(single.detect(images)[0], p_all)
+    with pytest.raises(GliomaskError, match="not dwi"):
+        Predictor.from_checkpoint(run / "best.pt", device="cpu", whole_tumour_modalities=["dwi"])
+    with pytest.raises(GliomaskError, match="unknown modality dwi"):
+        load_config(None, ["infer.whole_tumour_modalities=[flair, dwi]"])
+
+
 def test_a_case_folder_lacking_modalities_predicts_and_a_model_without_flags_refuses_it(mixed_run, mixed_brats, prepared,
                                                                                        tmp_path):
     from gliomask.inference.predict import predict_cases

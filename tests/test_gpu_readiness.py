@@ -140,3 +140,18 @@ def test_prediction_on_cuda_with_amp_matches_fp32(prepared, brats2019, tmp_path)
     a, b = fp32.predict_case(case), amp.predict_case(case)
     for r in range(3):
         assert dice(a.regions[r], b.regions[r]) >= 0.99
+
+
+@pytest.mark.parametrize("requested,device,cpus,local,expected", [
+    (None, "cpu", 16, "1", 1),  # the CPU recipe: the model step needs the cores
+    (None, "cuda", 16, "1", 8),  # one GPU on a 16-core host: at most 8
+    (None, "cuda", 16, "4", 3),  # four ranks share 16 cores: 4 each, one for the rank itself
+    (None, "cuda", 2, "2", 1),  # never fewer than one
+    (0, "cuda", 16, "1", 0),  # what the user set wins
+])
+def test_loader_workers_default_follows_the_device(monkeypatch, requested, device, cpus, local, expected):
+    import gliomask.utils as utils
+
+    monkeypatch.setattr(utils, "usable_cpus", lambda: cpus)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+    assert utils.loader_workers(requested, device) == expected

@@ -28,8 +28,9 @@ ALLOWED = {
     "evaluation": {"io", "utils", "config", "data", "models", "viz"},
     "inference": {"io", "utils", "config", "data", "models", "viz"},
     "engine": {"io", "utils", "config", "data", "models", "viz", "evaluation", "inference"},
+    "followup": {"io", "utils", "data", "viz"},  # follow-up analysis takes label maps; a predictor comes from the cli
     "demo": {"io", "utils", "config", "data", "models", "viz", "evaluation", "inference", "engine"},
-    "cli": {"io", "utils", "config", "data", "models", "viz", "evaluation", "inference", "engine", "demo"},
+    "cli": {"io", "utils", "config", "data", "models", "viz", "evaluation", "inference", "engine", "demo", "followup"},
     "__main__": {"cli"},
     "__init__": set(),
 }

@@ -383,7 +383,8 @@ def test_inputs_in_other_orientations_and_spacings_are_mapped_to_the_training_ge
     images, _ = synth_case(1, 5, anatomy="simple")
     box = (slice(60, 156), slice(50, 146), slice(36, 68))
     images = {m: v[box].astype(np.float32) for m, v in images.items()}
-    predictor = Predictor.from_checkpoint(checkpoint)
+    # one network pass: the geometry is under test, not the 12-step model's FLAIR + T1ce whole-tumour pass
+    predictor = Predictor.from_checkpoint(checkpoint, whole_tumour_modalities=[])
     assert predictor.meta["geometry"] == {"orientation": "LPS", "spacing": [1.0, 1.0, 1.0]}
     given = predictor.predict_case(images, affine=BRATS_AFFINE)
     assert given.probabilities[0].max() > 0.2  # the model sees this tumour: the comparisons below mean something
@@ -480,3 +481,29 @@ def test_predict_takes_the_files_of_one_case(checkpoint, tmp_path):
                           "either -i")
     t1_only = run_cli("predict", "--t1", files["t1"], "-o", tmp_path / "y", "-m", checkpoint, "--no-overlays", "--quiet")
     assert t1_only.returncode == 0 and (tmp_path / "y" / "case_f_seg.nii.gz").is_file(), t1_only.stderr  # any subset
+
+
+def test_each_case_is_read_once_and_under_torchrun_each_rank_checks_its_own_share(checkpoint, tmp_path, monkeypatch):
+    from gliomask.inference import predict as predict_module
+
+    root = tmp_path / "cases"
+    for cid in ("CaseA", "CaseB"):
+        write_case(root, cid, BRATS_AFFINE)
+    reads = []
+    original = predict_module.Predictor.load
+
+    def counting_load(self, case):
+        reads.append(case.case_id)
+        return original(self, case)
+
+    monkeypatch.setattr(predict_module.Predictor, "load", counting_load)
+    predict_module.predict_cases(root, tmp_path / "out", checkpoint, device="cpu", overlays=False, progress=False)
+    assert sorted(reads) == ["CaseA", "CaseB"]  # read by the checks, predicted from memory
+    # rank 1 of 2: only its share is read, and a bad case in rank 0's share does not stop it
+    (root / "CaseA" / "CaseA_t2.nii.gz").write_bytes(b"not a nifti")
+    reads.clear()
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    results = predict_module.predict_cases(root, tmp_path / "out_rank1", checkpoint, device="cpu", overlays=False,
+                                           progress=False)
+    assert reads == ["CaseB"] and [r["case"] for r in results] == ["CaseB"]

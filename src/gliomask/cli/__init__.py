@@ -7,10 +7,10 @@ import argparse
 import sys
 
 from gliomask import __version__
-from gliomask.cli import config, demo, evaluate, export, export_coco, predict, prepare, synth, train
+from gliomask.cli import compare, config, demo, evaluate, export, export_coco, predict, prepare, synth, train
 from gliomask.errors import GliomaskError, Preempted
 
-COMMANDS = (synth, prepare, export_coco, train, predict, evaluate, export, demo, config)
+COMMANDS = (synth, prepare, export_coco, train, predict, evaluate, compare, export, demo, config)
 
 
 class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):

@@ -22,6 +22,11 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation (default off)")
+    p.add_argument("--amp", action="store_true",
+                   help="float16 autocast on a GPU: faster; the post-processing was chosen on float32 outputs (default off)")
+    p.add_argument("--whole-tumour-from", default=None, metavar="flair,t1ce|all",
+                   help="the whole tumour from a second pass that sees only these modalities when a case has more "
+                        "(default: the checkpoint's infer.whole_tumour_modalities, flair,t1ce); all: one pass")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: the CPUs this process may use, from affinity and cgroup quota)")
     p.add_argument("--labels", choices=["auto", "brats2019", "brats2023"], default="auto",
@@ -55,7 +60,10 @@ def run(args) -> int:
     if bool(files) == (args.input is not None):
         raise GliomaskError("give either -i (a folder or manifest) or the files of one case (--t1 --t1ce --t2 --flair)")
     inputs = case_from_files(files, args.case_id) if files else args.input
-    predict_cases(inputs, args.output, args.model, device=args.device, tta=args.tta,
+    wt_from = None if args.whole_tumour_from is None else [] if args.whole_tumour_from == "all" \
+        else [m.strip() for m in args.whole_tumour_from.split(",") if m.strip()]
+    predict_cases(inputs, args.output, args.model, device=args.device, tta=args.tta, amp=args.amp,
+                  whole_tumour_modalities=wt_from,
                   threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
                   progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,
                   planes=args.planes.split(",") if args.planes else None, backend=args.backend,

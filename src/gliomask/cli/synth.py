@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--anatomy", choices=list(ANATOMIES), default="mni",
                    help="mni: the MNI ICBM152 brain template (shipped with gliomask), deformed per case; "
                         "simple: a geometric head, faster, for quick checks")
+    p.add_argument("--timepoints", type=int, default=1,
+                   help="scans per case: from 2 on, a synthetic follow-up (one anatomy, tumours that grow, shrink, "
+                        "vanish and appear; the true story in followup_truth.json; mni anatomy)")
     p.add_argument("--workers", type=int, default=default_workers(), help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -29,6 +32,18 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from gliomask.data.synth import synthesize
+
+    if args.timepoints != 1:
+        from gliomask.followup.synthetic import synthesize_followup
+        from gliomask.errors import GliomaskError
+
+        if args.anatomy != "mni":
+            raise GliomaskError("--timepoints needs the mni anatomy")
+        ids = synthesize_followup(args.out, patients=args.cases, timepoints=args.timepoints, seed=args.seed,
+                                  edition=args.edition)
+        print(f"wrote {len(ids)} synthetic patients of {args.timepoints} timepoints each (BraTS {args.edition} names) "
+              f"to {args.out}; the true story in {args.out / 'followup_truth.json'}")
+        return 0
 
     ids = synthesize(args.out, cases=args.cases, seed=args.seed, edition=args.edition,
                      workers=args.workers, progress=not args.quiet, anatomy=args.anatomy)

@@ -129,11 +129,14 @@ def _vessel_field(rng, points: np.ndarray, lo) -> np.ndarray:
 PURE_TISSUE = ("background", "csf", "gm", "wm")  # values of the tissue map returned with ``with_tissue``
 
 
-def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
+def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours=None, owner: np.ndarray | None = None):
     """Return ({modality: int16 [240, 240, 155]}, seg uint8 with internal labels 0/1/2/4). Deterministic.
 
     With ``with_tissue``, also a uint8 [240, 240, 155] map of voxels that are at least 90% one template
     tissue (1 CSF, 2 GM, 3 WM; 0 elsewhere), taken before tumours are painted: for checks of contrast.
+    ``tumours(rng, template, points, q) -> (plans, identities)`` replaces the random choice of tumours
+    (the follow-up generator evolves one case's tumours over time); ``owner`` UInt8 [240, 240, 155]
+    then receives each tumour voxel's identity (see `paint_tumours`).
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     template = load_template()
@@ -142,7 +145,11 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
     points_i = _candidate_voxels(transform, template, lo, hi)
     points = points_i.astype(np.float32)
     q = transform(points)
-    plans: list[TumourPlan] = plan_tumours(rng, template, points, q)
+    if tumours is None:
+        plans: list[TumourPlan] = plan_tumours(rng, template, points, q)
+        identities = None
+    else:
+        plans, identities = tumours(rng, template, points, q)
     for plan in plans:  # mass effect: tissue near a tumour comes from closer to its centre
         rel = q - plan.centre_template
         r = np.sqrt(np.einsum("ij,ij->i", rel, rel)) + 1e-3
@@ -163,7 +170,7 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False):
         values[mod] = frac @ m
     csf = np.flatnonzero(frac[:, 0] > 0.15)  # vessels only where there is CSF: sulci, fissures, ventricles
     values["t1ce"][csf] += _vessel_field(rng, points[csf], lo) * frac[csf, 0] * np.float32(rng.uniform(1.5, 2.5))
-    paint_tumours(rng, plans, points_i, frac, values, seg)
+    paint_tumours(rng, plans, points_i, frac, values, seg, owner, identities)
 
     n = len(points)
     noise = rng.standard_normal(2 * n + 8 * 1024, dtype=np.float32)

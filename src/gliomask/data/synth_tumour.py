@@ -54,10 +54,15 @@ def coarse_noise(rng, u, v, w, terms=3, freq=(1.5, 4.0)):
     return n[: shape[0], : shape[1], : shape[2]]
 
 
-def plan_tumours(rng, template, points: np.ndarray, q: np.ndarray) -> list[TumourPlan]:
-    """Choose 0-3 tumours: centres in deep white matter (template WM > 0.7), apart from each other."""
-    count = int(rng.choice(4, p=[0.10, 0.68, 0.16, 0.06]))
-    enhancing = bool(rng.random() < 0.75)  # LGG-like cases have a non-enhancing core only
+def plan_tumours(rng, template, points: np.ndarray, q: np.ndarray, count: int | None = None,
+                 enhancing: bool | None = None) -> list[TumourPlan]:
+    """Choose 0-3 tumours (or ``count``): centres in deep white matter (template WM > 0.7), apart from
+    each other. ``count`` and ``enhancing`` force what is otherwise drawn (the random draws are made
+    either way, so the rest of a case does not change)."""
+    drawn = int(rng.choice(4, p=[0.10, 0.68, 0.16, 0.06]))
+    count = drawn if count is None else count
+    drawn_enhancing = bool(rng.random() < 0.75)  # LGG-like cases have a non-enhancing core only
+    enhancing = drawn_enhancing if enhancing is None else enhancing
     if count == 0:
         return []
     pick = rng.choice(len(points), size=min(4000, len(points)), replace=False)
@@ -103,13 +108,15 @@ def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def paint_tumours(rng, plans, points_i, frac, values, seg) -> None:
+def paint_tumours(rng, plans, points_i, frac, values, seg, owner: np.ndarray | None = None,
+                  identities: list[int] | None = None) -> None:
     """Write labels into ``seg`` (full grid) and mix tumour intensities into ``values`` (per brain voxel).
 
     points_i int [N, 3] brain voxels in Fortran order (sorted by z, then y, then x); frac float32 [N, 3] CSF/GM/WM;
-    values {modality: float32 [N]}.
+    values {modality: float32 [N]}. ``owner`` UInt8 [X, Y, Z] (optional) receives, where a plan paints
+    tumour, its identity (``identities[k]``, default k + 1): which tumour each labelled voxel belongs to.
     """
-    for plan in plans:
+    for k, plan in enumerate(plans):
         # Oedema reaches r < radius_oedema / (1 - 0.25) along each stretched axis (see ``re`` below).
         half = np.ceil(plan.radius_oedema / 0.75 * plan.axes).astype(int) + 3
         lo = np.maximum(plan.centre - half, 0)
@@ -153,6 +160,9 @@ def paint_tumours(rng, plans, points_i, frac, values, seg) -> None:
         sub[oedema & (sub == 0)] = OEDEMA
         sub[core & ~enh] = NECROTIC
         sub[enh] = ENHANCING
+        if owner is not None:
+            mine = (oedema & (owner[tuple(slice(a, b) for a, b in zip(lo, hi))] == 0)) | core
+            owner[tuple(slice(a, b) for a, b in zip(lo, hi))][mine] = identities[k] if identities else k + 1
 
         jitter = {m: float(rng.uniform(0.85, 1.15)) for m in values}
         texture = 1 + 0.1 * coarse_noise(rng, u / 6, v / 6, w / 6, freq=(1.0, 3.0))

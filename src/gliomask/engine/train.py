@@ -39,7 +39,7 @@ from gliomask.models.builder import BACKBONES
 from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
 from gliomask.models.factory import detector_scheme, input_channels, model_from_config, resolve_device
 from gliomask.models.weights import load_weights
-from gliomask.utils import default_threads, progress_bar, write_json
+from gliomask.utils import default_threads, loader_workers, progress_bar, write_json
 
 RESERVE_EVERY = 50  # steps between re-estimates of the final validation's cost
 # what only last.pt needs, to resume; best.pt is for prediction
@@ -136,10 +136,11 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                             Path(data))
     sampler = TumourBalancedSampler(dataset.is_negative, negative_share=tc.negative_share, seed=tc.seed,
                                     rank=rank, world_size=world)
+    workers = loader_workers(tc.workers, device.type)
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
-                                         num_workers=tc.workers, drop_last=len(sampler) >= tc.batch_size,
+                                         num_workers=workers, drop_last=len(sampler) >= tc.batch_size,
                                          pin_memory=device.type == "cuda",  # so that .to(device, non_blocking=True) overlaps
-                                         persistent_workers=tc.workers > 0, worker_init_fn=ignore_stop_signals,
+                                         persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals,
                                          # its own generator: drawing worker seeds must not move the global
                                          # RNG, which a resumed run's persistent workers would draw at another step
                                          generator=torch.Generator().manual_seed(tc.seed + rank))
@@ -209,6 +210,8 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     # train.lr is for one process's batch; under torchrun the global batch is world_size times larger and the
     # learning rate grows with it (the linear scaling rule, as torchvision's detection references scale theirs)
     base_lr = tc.lr * world
+    if main and tc.workers is None and device.type == "cuda":
+        say(out, f"data loader: {workers} worker process(es) per training process (train.workers)")
     if main and world > 1:
         say(out, f"{world} processes: global batch {tc.batch_size * world} ({tc.batch_size} per process), "
                  f"learning rate {base_lr:g} ({tc.lr:g} x {world}); each step uses the global batch")

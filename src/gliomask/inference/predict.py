@@ -20,13 +20,15 @@ from gliomask.labels import CONVENTIONS, to_convention
 from gliomask.utils import default_threads, progress_bar
 
 UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
+KEEP_LOADED_BYTES = 2 * 1024 ** 3  # cases read by the checks and kept for prediction (a BraTS case: 143 MB)
 
 
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "auto",
                   tta: bool = False, threads: int | None = None, convention: str = "auto",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
                   probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto",
-                  lesion_frame: str = "ras", on_case=None, force: bool = False) -> list[dict]:
+                  lesion_frame: str = "ras", on_case=None, force: bool = False, amp: bool = False,
+                  whole_tumour_modalities: list[str] | None = None) -> list[dict]:
     """Predict every case under ``inputs`` (a folder, a manifest, or one `Case`) into ``out``; returns one
     summary dict per case.
 
@@ -37,7 +39,9 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     Every file is written atomically. ``lesion_frame``: ras (NIfTI scanner RAS+) or lps (DICOM/ITK) for the
     lesion tables' mm columns. ``on_case(result)`` is called as each case is finished. Every case is
     loaded and checked first (files, grids, plausibility); ``force`` turns plausibility findings into warnings.
-    Under torchrun, cases are sharded across processes by rank. ``case_ids`` keeps only those cases;
+    Cases checked are kept in memory up to ``KEEP_LOADED_BYTES`` and not read again to be predicted (one case,
+    or a few, is read once). Under torchrun, cases are sharded across processes by rank first, and each
+    process checks its own share. ``case_ids`` keeps only those cases;
     ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
     may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
     """
@@ -50,13 +54,19 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     threads = threads or default_threads()
     if threads:
         torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend, amp=amp,
+                                          whole_tumour_modalities=whole_tumour_modalities)
     cases = [inputs] if isinstance(inputs, Case) else select_cases(discover_cases(inputs), case_ids, inputs)
-    for case in cases:  # every case must load and be plausible before any output is written
-        predictor.check_content(case, force=force)
     check_output_folder(Path(out), cases)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cases = cases[rank::world]
+    loaded, kept = {}, 0
+    for case in cases:  # every case must load and be plausible before any output is written
+        case_loaded = predictor.check_content(case, force=force)
+        size = case_loaded.images.nbytes
+        if kept + size <= KEEP_LOADED_BYTES:
+            loaded[case.case_id] = case_loaded
+            kept += size
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if world == 1:  # (under torchrun another rank may be writing its own temporary file there now)
@@ -68,7 +78,8 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     for case in progress_bar(cases, desc="predict", enabled=progress):
         try:
             result = _predict_one(case, predictor, out, checkpoint=checkpoint, convention=convention,
-                                  lesion_frame=lesion_frame, probabilities=probabilities, overlays=overlays)
+                                  lesion_frame=lesion_frame, probabilities=probabilities, overlays=overlays,
+                                  loaded=loaded.pop(case.case_id, None))
         except BaseException:  # all of a case's outputs or none: a full disk must not leave half of them
             for path in out.glob(f"{glob.escape(case.case_id)}_*"):
                 if path.name[len(case.case_id) + 1:] in CASE_OUTPUTS:
@@ -86,9 +97,10 @@ CASE_OUTPUTS = ("seg.nii.gz", "prob.nii.gz", *(f"unc_{n}.nii.gz" for n in UNCERT
 
 
 def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, lesion_frame: str, probabilities: bool,
-                 overlays: bool) -> dict:
-    """Predict one case and write its outputs; returns its summary line's figures."""
-    loaded = predictor.load(case)
+                 overlays: bool, loaded=None) -> dict:
+    """Predict one case (``loaded``: its voxels when already read) and write its outputs; returns its
+    summary line's figures."""
+    loaded = predictor.load(case) if loaded is None else loaded
     pred = predictor.predict_case(loaded, frame=lesion_frame)
     seg_path = out / f"{case.case_id}_seg.nii.gz"
     labels_as = case.convention if convention == "auto" else convention  # auto: the input's own edition

@@ -48,8 +48,11 @@ class Predictor:
     """Rebuilds the trained model from a checkpoint alone and predicts whole cases."""
 
     def __init__(self, checkpoint: dict, *, device: str = "auto", tta: bool = False, source: str = "checkpoint",
-                 planes: list[str] | None = None, model=None):
-        """``checkpoint``: a checkpoint's dict (or an ONNX export's metadata, with ``model`` its network)."""
+                 planes: list[str] | None = None, model=None, amp: bool = False,
+                 whole_tumour_modalities: list[str] | None = None):
+        """``checkpoint``: a checkpoint's dict (or an ONNX export's metadata, with ``model`` its network).
+        ``amp``: float16 autocast on a GPU (the post-processing was chosen on float32 outputs; off by default).
+        ``whole_tumour_modalities``: see `detect` (default: the checkpoint's ``infer.whole_tumour_modalities``)."""
         self.meta = checkpoint
         if model is None:
             self.model, self.cfg = model_from_checkpoint(checkpoint, source)
@@ -62,6 +65,14 @@ class Predictor:
         self.norm = checkpoint["normalization"]
         self.device = resolve_device(device)
         self.tta = tta
+        self.amp = bool(amp) and self.device.type == "cuda"
+        wanted = self.cfg.infer.whole_tumour_modalities if whole_tumour_modalities is None else whole_tumour_modalities
+        unknown = [m for m in wanted if m not in self.modalities]
+        if unknown and whole_tumour_modalities is not None:
+            raise GliomaskError(f"the checkpoint reads {', '.join(self.modalities)}, not {', '.join(unknown)}", source)
+        # a model without flags reads every modality or none; a subset it was not trained on does not apply
+        self.whole_tumour_modalities = tuple(m for m in self.modalities if m in wanted) \
+            if self.any_subset and not unknown else ()
         self.context = int(checkpoint.get("context", 0))
         trained = list(checkpoint.get("planes") or [checkpoint["axis"]])
         self.planes = list(planes) if planes else trained
@@ -79,7 +90,8 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", tta: bool = False,
-                        planes: list[str] | None = None, backend: str = "auto") -> "Predictor":
+                        planes: list[str] | None = None, backend: str = "auto", amp: bool = False,
+                        whole_tumour_modalities: list[str] | None = None) -> "Predictor":
         """``path``: a checkpoint (``backend`` torch) or a `gliomask export` ONNX file (``backend`` onnx,
         onnxruntime on the CPU); ``auto`` tells them apart by the suffix."""
         if backend not in ("auto", "torch", "onnx"):
@@ -91,8 +103,9 @@ class Predictor:
                 raise GliomaskError("ONNX model not found", path)
             model = OnnxSliceModel(path)
             return cls(model.meta, device="cpu" if device == "auto" else device, tta=tta, source=str(path),
-                       planes=planes, model=model)
-        return cls(load_checkpoint(path), device=device, tta=tta, source=str(path), planes=planes)
+                       planes=planes, model=model, whole_tumour_modalities=whole_tumour_modalities)
+        return cls(load_checkpoint(path), device=device, tta=tta, source=str(path), planes=planes, amp=amp,
+                   whole_tumour_modalities=whole_tumour_modalities)
 
     @property
     def any_subset(self) -> bool:
@@ -112,19 +125,29 @@ class Predictor:
         self.check(case)
         return load_case(case, self.modalities, with_seg=False, allow_missing=self.any_subset)
 
-    def check_content(self, case: Case, *, force: bool = False) -> None:
+    def check_content(self, case: Case, *, force: bool = False) -> LoadedCase:
         """Load a case and refuse what the model cannot read (:mod:`gliomask.data.plausibility`):
         unreadable or mismatched files always; a non-zero background, a blank modality, one image
-        under two names or files that look swapped unless ``force`` (then a warning per finding)."""
-        report(case_problems(case, self.load(case), self.meta.get("modality_correlations"),
+        under two names or files that look swapped unless ``force`` (then a warning per finding).
+        Returns the loaded case (to predict without reading it again)."""
+        loaded = self.load(case)
+        report(case_problems(case, loaded, self.meta.get("modality_correlations"),
                              self.meta.get("enhancement_share")), force)
+        return loaded
 
-    def detect(self, images: np.ndarray, present: tuple[str, ...] | None = None
+    def detect(self, images: np.ndarray, present: tuple[str, ...] | None = None, *, whole_tumour_pass: bool = True
                ) -> tuple[np.ndarray, np.ndarray, Preprocessed]:
         """Float32 [C, X, Y, Z] raw intensities -> (Float32 [3, S, A, B] probabilities, Float32 [S, A, B]
         detection scores, the preprocessing that maps them back), S along the checkpoint's axis, fused
         over its planes. ``present``: the modalities given (default all); the others' channels are
-        ignored and flagged absent."""
+        ignored and flagged absent.
+
+        With ``whole_tumour_pass`` and ``whole_tumour_modalities`` a strict subset of ``present``, the WT
+        probability comes from a second pass that sees only that subset (the same slices, the other
+        modalities flagged absent) and the scores are the higher of the two passes: trained on few
+        patients with T1 and T2, the model's whole tumour generalised better from FLAIR and T1ce alone
+        (cross-validated on nine real patients; see ``infer.whole_tumour_modalities``).
+        """
         if images.ndim != 4 or images.shape[0] != len(self.modalities):
             raise GliomaskError(f"expected images [C={len(self.modalities)}, X, Y, Z] "
                                 f"({', '.join(self.modalities)}), got shape {tuple(images.shape)}")
@@ -132,13 +155,20 @@ class Predictor:
             raise GliomaskError("images hold NaN or infinite values")
         pre = preprocess(images, axis=self.axis, clip_percentiles=self.norm["clip_percentiles"],
                          crop_margin=self.norm["crop_margin"])
-        present = self.modalities if present is None else present
-        flags = np.array([m in present for m in self.modalities], np.float32) if self.any_subset else None
-        prob, scores = volume_outputs(self.model, pre.volume, scheme=self.scheme, post=self.post, dims=self.dims,
-                                      batch_size=self.cfg.infer.batch_size, device=self.device, tta=self.tta,
-                                      amp=self.device.type == "cuda" and self.cfg.train.amp, context=self.context,
-                                      available=flags)
+        present = self.modalities if present is None else tuple(present)
+        prob, scores = self._outputs(pre, present)
+        wt = self.whole_tumour_modalities
+        if whole_tumour_pass and wt and set(wt) < set(present):
+            prob_wt, scores_wt = self._outputs(pre, wt)
+            prob[0] = prob_wt[0]
+            np.maximum(scores, scores_wt, out=scores)
         return prob, scores, pre
+
+    def _outputs(self, pre: Preprocessed, present: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        flags = np.array([m in present for m in self.modalities], np.float32) if self.any_subset else None
+        return volume_outputs(self.model, pre.volume, scheme=self.scheme, post=self.post, dims=self.dims,
+                              batch_size=self.cfg.infer.batch_size, device=self.device, tta=self.tta,
+                              amp=self.amp, context=self.context, available=flags)
 
     def predict_case(self, images, affine: np.ndarray | None = None, spacing=None, frame: str = "ras") -> Prediction:
         """Predict one case.

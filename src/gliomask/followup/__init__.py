@@ -1,0 +1,1 @@
+"""Follow-up imaging: one patient's timepoints compared lesion by lesion (`gliomask compare`)."""
