@@ -98,7 +98,9 @@ def test_a_model_trained_on_mixed_modality_sets_predicts_from_every_subset(mixed
 def test_the_whole_tumour_comes_from_the_flair_t1ce_pass_when_a_case_has_more(mixed_run, brats2019):
     _, run = mixed_run
     predictor = Predictor.from_checkpoint(run / "best.pt", device="cpu")
-    assert predictor.whole_tumour_modalities == ("t1ce", "flair")  # the default, in the model's order
+    # two training cases came with FLAIR and T1ce only: the default second pass applies (model's order)
+    assert ["t1ce", "flair"] in predictor.meta["trained_modality_sets"]
+    assert predictor.whole_tumour_modalities == ("t1ce", "flair")
     loaded = load_case(discover_cases(brats2019)[-1], MODALITIES)
     zs = np.flatnonzero(loaded.seg.any(axis=(0, 1)))
     images = loaded.images[:, 60:180, 60:180, max(zs[0] - 2, 0):zs[-1] + 2]

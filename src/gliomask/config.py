@@ -74,8 +74,9 @@ class InferConfig:
     min_case_et_voxels: int = 0  # less ET in a whole case is relabelled core
     fill_holes: bool = True  # centres enclosed by tumour core join it (cross-validated on 9 real patients: TC +0.008)
     tune: bool = True  # choose the post-processing above on the validation fold at the end of training
-    # WT from a second pass that sees these modalities only, when a case has more (models with modality flags):
-    # over nine real patients in cross-validation, WT of the four-modality patients 0.666 -> 0.770, 5 of 5 better
+    # WT from a second pass that sees these modalities only, when a case has more and some training cases had just
+    # these (models with modality flags): over nine real patients in cross-validation, four of them FLAIR + T1ce
+    # only, WT of the four-modality patients 0.666 -> 0.770, 5 of 5 better
     whole_tumour_modalities: typing.List[str] = field(default_factory=lambda: ["flair", "t1ce"])
     batch_size: int = 8
 
@@ -277,7 +278,8 @@ HELP = {
     "infer.min_case_et_voxels": "less enhancing tumour in a whole case is relabelled tumour core",
     "infer.fill_holes": "centres enclosed by tumour core (or whole tumour) join it, in 3-D and slice by slice",
     "infer.whole_tumour_modalities": "the whole tumour comes from a second pass that sees only these modalities, "
-                                     "when a case has more (models with modality flags; [] for one pass)",
+                                     "when a case has more and some training cases had just these (models with "
+                                     "modality flags; [] for one pass)",
     "infer.tune": "choose the post-processing on the validation fold at the end of training",
     "infer.batch_size": "slices per forward pass at prediction",
 }

@@ -26,7 +26,8 @@ def register(sub) -> None:
                    help="float16 autocast on a GPU: faster; the post-processing was chosen on float32 outputs (default off)")
     p.add_argument("--whole-tumour-from", default=None, metavar="flair,t1ce|all",
                    help="the whole tumour from a second pass that sees only these modalities when a case has more "
-                        "(default: the checkpoint's infer.whole_tumour_modalities, flair,t1ce); all: one pass")
+                        "(default: the checkpoint's infer.whole_tumour_modalities, flair,t1ce, when some of its "
+                        "training patients had just those); all: one pass")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: the CPUs this process may use, from affinity and cgroup quota)")
     p.add_argument("--labels", choices=["auto", "brats2019", "brats2023"], default="auto",

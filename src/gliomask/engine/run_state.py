@@ -13,6 +13,7 @@ import torchvision
 
 from gliomask import __version__
 from gliomask.config import Config
+from gliomask.data.dataset import available_modalities
 from gliomask.data.prepared import Prepared
 from gliomask.inference.core import PostProcessing
 from gliomask.labels import CLASS_SCHEMES
@@ -76,6 +77,10 @@ def checkpoint_payload(model, cfg: Config, prepared: Prepared, *, post: PostProc
         "geometry": prepared.geometry,  # voxel orientation and spacing trained on: predict maps inputs there
         "modality_correlations": prepared.modality_correlations,  # how the modalities vary together: predict flags swaps
         "enhancement_share": prepared.enhancement_share,  # T1ce's contrast uptake: predict flags a T1 given as T1ce
+        # the modality sets whole training cases had (not the subsets modality dropout made): predict draws the
+        # whole tumour from a FLAIR + T1ce pass only when some training patients came with just those
+        "trained_modality_sets": [list(t) for t in sorted({tuple(available_modalities(
+            prepared.case_meta(c), list(settings["modalities"]))) for c in train_ids})],
         "provenance": {"prepared_fingerprint": prepared.meta.get("fingerprint"), "fold": fold,
                        "train_cases": list(train_ids), "val_cases": list(val_ids)},
         "versions": versions(),
