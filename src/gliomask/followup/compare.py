@@ -22,8 +22,8 @@ from gliomask.errors import GliomaskError
 from gliomask.followup.match import DEFAULT_TOLERANCE_MM, assign_tracks, match_components
 from gliomask.followup.measure import measure_lesions
 from gliomask.followup.response import IMAGING_ONLY, categorise, target_sum, target_tracks
-from gliomask.io.brats import Case, discover_cases, patient_of, read_labels
-from gliomask.io.nifti import AFFINE_ATOL
+from gliomask.io.brats import Case, convert_labels, discover_cases, patient_of
+from gliomask.io.nifti import AFFINE_ATOL, read_nifti
 from gliomask.labels import EDITION_LABELS
 
 VOLUME_KEYS = ("wt_ml", "tc_ml", "et_ml", "necrosis_ml", "oedema_ml")
@@ -78,8 +78,8 @@ def load_timepoint(path: str | Path, predictor=None) -> Timepoint:
     if not path.exists():
         raise GliomaskError("timepoint not found", path)
     if path.is_file():
-        convention = _edition_of_labels(path)
-        img, labels = read_labels(path, convention)
+        _, stored = read_nifti(path)  # read once: the edition is told from the values, then they are converted
+        labels = convert_labels(stored, _edition_of_labels(stored), path)
         sibling = _case_of_label_file(path)
         return Timepoint(path.name.split(".nii")[0].removesuffix("_seg").removesuffix("-seg"), labels, path,
                          _scan_of(sibling) if sibling and _same_grid(path, _scan_of(sibling)) else None,
@@ -102,9 +102,9 @@ def load_timepoint(path: str | Path, predictor=None) -> Timepoint:
                         f"(found {len(with_images)} cases with images, {len(segs)} label maps)", path)
 
 
-def _edition_of_labels(path: Path) -> str:
+def _edition_of_labels(stored: np.ndarray) -> str:
     """brats2023 when the map holds label 3, else brats2019 (the internal values)."""
-    values = set(np.unique(np.asanyarray(nib.load(str(path)).dataobj)).astype(int).tolist())
+    values = set(np.unique(stored).astype(int).tolist())
     return "brats2023" if 3 in values and 4 not in values else "brats2019" if values <= set(EDITION_LABELS["brats2019"]) \
         else "brats2023"
 
@@ -125,7 +125,7 @@ def _same_grid(a: Path, b: Path | None) -> bool:
 
 
 def compare(timepoints: list[Timepoint], *, tolerance_mm: float = DEFAULT_TOLERANCE_MM,
-            threads: int | None = None) -> dict:
+            threads: int | None = None) -> tuple[dict, list[np.ndarray], list[np.ndarray | None]]:
     """Align every timepoint onto the first, follow its lesions, measure them and categorise each follow-up.
 
     Returns (the report, ``compare.json``; per timepoint UInt8 labels on the first grid; per timepoint its
