@@ -517,3 +517,29 @@ def test_the_flair_t1ce_pass_is_made_by_default_only_for_models_that_had_such_pa
     assert predictor.whole_tumour_modalities == ()
     asked = Predictor.from_checkpoint(checkpoint, device="cpu", whole_tumour_modalities=["flair", "t1ce"])
     assert asked.whole_tumour_modalities == ("t1ce", "flair")
+
+
+def test_predict_and_evaluate_a_2024_post_treatment_case(checkpoint, tmp_path):
+    from gliomask.data.synth import synthesize
+
+    gt = tmp_path / "gt"
+    synthesize(gt, cases=1, start=3, seed=3, edition="2024")
+    case_id = "BraTS-GLI-00003-000"
+    stored = np.asarray(nib.load(str(gt / case_id / f"{case_id}-seg.nii.gz")).dataobj)
+    assert (stored == 4).any()  # the reference holds a resection cavity
+    result = run_cli("predict", "-i", gt / case_id, "-o", tmp_path / "pred", "-m", checkpoint, "--labels", "brats2024",
+                     "--no-overlays", "--quiet")
+    assert result.returncode == 0, result.stderr
+    labels = np.asarray(nib.load(str(tmp_path / "pred" / f"{case_id}_seg.nii.gz")).dataobj)
+    assert labels.shape == stored.shape and set(np.unique(labels).tolist()) <= {0, 1, 2, 3, 4}
+    report = json.loads((tmp_path / "pred" / f"{case_id}_lesions.json").read_text())
+    assert report["label_convention"] == "brats2024"
+    result = run_cli("evaluate", "--pred", tmp_path / "pred", "--gt", gt, "-o", tmp_path / "ev", "--no-report", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["standard"] == "brats2024" and "dice_RC" in summary and "dice_SNFH" in summary
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
+    # the predicted tumour volume is what the label map holds outside any cavity label
+    voxel_ml = 0.001
+    assert float(rows[0]["volume_pred_ml_WT"]) == pytest.approx(np.isin(labels, [1, 2, 3]).sum() * voxel_ml, abs=1e-3)
+    assert float(rows[0]["volume_gt_ml_WT"]) == pytest.approx(np.isin(stored, [1, 2, 3]).sum() * voxel_ml, abs=1e-3)

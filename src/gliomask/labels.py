@@ -1,8 +1,11 @@
 """BraTS label semantics, the one place that spells label values.
 
 Editions: BraTS 2017-2021 (``brats2019``) label 1 necrotic / non-enhancing core, 2 oedema, 4 enhancing;
-BraTS 2023+ (``brats2023``) writes enhancing as 3. Internally gliomask always uses the 2019 values;
-`to_internal` and `to_convention` convert on the way in and out.
+BraTS 2023+ (``brats2023``) writes enhancing as 3; BraTS 2024 post-treatment (``brats2024``) keeps 1 NETC,
+2 SNFH, 3 ET and adds 4, the resection cavity (RC). Internally gliomask always uses the 2019 values, and
+5 for the resection cavity (a value no edition writes, so an internal map is never mistaken for a file's);
+`to_internal` and `to_convention` convert on the way in and out. The cavity is not tumour: it belongs to
+no tumour region (WT, TC, ET) and is scored on its own (BraTS 2024).
 
 Regions (what BraTS scores): WT whole tumour {1, 2, 4}, TC tumour core {1, 4}, ET enhancing {4},
 nested ET ⊆ TC ⊆ WT. Class schemes: what a detector's classes cover. Connectivity: 26-connected
@@ -16,14 +19,27 @@ import numpy as np
 # Internal label values (the BraTS 2017-2021 ones).
 NECROTIC, OEDEMA, ENHANCING = 1, 2, 4
 
+RESECTION_CAVITY = 5  # internal only; BraTS 2024 writes it as 4
+
 # Edition -> the labels a valid segmentation of that edition may hold.
-EDITION_LABELS = {"brats2019": (0, NECROTIC, OEDEMA, ENHANCING), "brats2023": (0, NECROTIC, OEDEMA, 3)}
+EDITION_LABELS = {"brats2019": (0, NECROTIC, OEDEMA, ENHANCING), "brats2023": (0, NECROTIC, OEDEMA, 3),
+                  "brats2024": (0, NECROTIC, OEDEMA, 3, 4)}
 ENHANCING_2023 = 3
+CAVITY_2024 = 4
 CONVENTIONS = tuple(EDITION_LABELS)
 
 REGIONS = (("WT", (NECROTIC, OEDEMA, ENHANCING)), ("TC", (NECROTIC, ENHANCING)), ("ET", (ENHANCING,)))
 REGION_NAMES = tuple(name for name, _ in REGIONS)
 REGION_LABELS = dict(REGIONS)
+CAVITY_REGION = ("RC", (RESECTION_CAVITY,))
+
+# What each evaluation standard scores: BraTS 2024 (post-treatment) adds the single labels and the cavity,
+# in the official code's order.
+SCORED_REGIONS = {
+    "brats2023": REGIONS,
+    "legacy": REGIONS,
+    "brats2024": (REGIONS[0], REGIONS[1], ("NETC", (NECROTIC,)), ("SNFH", (OEDEMA,)), REGIONS[2], CAVITY_REGION),
+}
 
 # Class schemes: (class name, internal labels it covers). Class ids are 1-based positions.
 CLASS_SCHEMES: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
@@ -46,9 +62,9 @@ def label_mask(seg: np.ndarray, values) -> np.ndarray:
     return out
 
 
-def regions_from_labels(seg: np.ndarray) -> np.ndarray:
-    """Integer label map (internal 0/1/2/4) -> Bool [3, ...] for WT, TC, ET."""
-    return np.stack([label_mask(seg, values) for _, values in REGIONS])
+def regions_from_labels(seg: np.ndarray, regions=REGIONS) -> np.ndarray:
+    """Integer label map (internal 0/1/2/4, 5 cavity) -> Bool [R, ...], one per region (default WT, TC, ET)."""
+    return np.stack([label_mask(seg, values) for _, values in regions])
 
 
 def labels_from_regions(regions: np.ndarray) -> np.ndarray:
@@ -62,24 +78,40 @@ def labels_from_regions(regions: np.ndarray) -> np.ndarray:
 
 
 def to_convention(seg: np.ndarray, convention: str) -> np.ndarray:
-    """Internal labels -> ``brats2019`` (0/1/2/4) or ``brats2023`` (0/1/2/3)."""
-    if convention == "brats2019":
+    """Internal labels -> ``brats2019`` (0/1/2/4), ``brats2023`` (0/1/2/3) or ``brats2024`` (0/1/2/3, cavity 4).
+    Editions without a cavity label write a cavity as background (it is not tumour)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown label convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+    cavity = seg == RESECTION_CAVITY
+    if convention == "brats2019" and not cavity.any():
         return seg
-    if convention == "brats2023":
-        out = seg.copy()
-        out[out == ENHANCING] = ENHANCING_2023
-        return out
-    raise ValueError(f"unknown label convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+    out = seg.copy()
+    out[cavity] = CAVITY_2024 if convention == "brats2024" else 0
+    if convention != "brats2019":
+        out[seg == ENHANCING] = ENHANCING_2023
+    return out
 
 
 def to_internal(seg: np.ndarray, convention: str) -> np.ndarray:
     """An edition's integer labels (already checked with `unknown_labels`) -> internal UInt8 labels."""
-    out = np.asarray(seg).astype(np.uint8)
-    if convention == "brats2023":
-        out[out == ENHANCING_2023] = ENHANCING
+    src = np.asarray(seg)
+    out = src.astype(np.uint8)
+    if convention in ("brats2023", "brats2024"):
+        out[src == ENHANCING_2023] = ENHANCING
+        if convention == "brats2024":
+            out[src == CAVITY_2024] = RESECTION_CAVITY
     elif convention != "brats2019":
         raise ValueError(f"unknown label convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
     return out
+
+
+def label_edition(values, naming: str) -> str:
+    """The edition of a label map with these values, its files named the ``naming`` way (``brats2019`` or
+    ``brats2023``): 2023-style names with a label 4 are BraTS 2024 post-treatment (4 is its resection
+    cavity; 2023 has no 4); without one they read the same under 2023 and 2024 and are called 2023."""
+    if naming == "brats2019":
+        return "brats2019"
+    return "brats2024" if CAVITY_2024 in {int(v) for v in values} else naming
 
 
 def unknown_labels(seg: np.ndarray, convention: str) -> list[int]:

@@ -14,8 +14,11 @@ def register(sub) -> None:
     p.add_argument("--pred", required=True, type=Path, help="folder of <case>_seg.nii.gz")
     p.add_argument("--gt", required=True, type=Path, help="BraTS folder with ground-truth segmentations")
     p.add_argument("-o", "--output", type=Path, default=None, help="folder for metrics.csv, summary.json, index.html")
-    p.add_argument("--standard", choices=["brats2023", "legacy"], default="brats2023",
-                   help="brats2023: the BraTS 2023+ official code (default); legacy: BraTS 2018-2021 as brats-evaluation computes it")
+    p.add_argument("--standard", choices=["auto", "brats2023", "brats2024", "legacy"], default="auto",
+                   help="auto (default): brats2024 when a reference holds the 2024 resection cavity (label 4 with "
+                        "2023-style names), else brats2023; brats2023: the BraTS 2023 official code; brats2024: "
+                        "the BraTS 2024 post-treatment code (adds NETC, SNFH, RC); legacy: BraTS 2018-2021 as "
+                        "brats-evaluation computes it")
     p.add_argument("--coco", type=Path, default=None, help="prepared folder: also compute slice-level COCO AP")
     p.add_argument("--fold", type=int, default=0, help="fold for --coco and --fold-of")
     p.add_argument("--fold-of", type=Path, default=None, metavar="PREPARED",

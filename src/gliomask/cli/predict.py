@@ -30,9 +30,10 @@ def register(sub) -> None:
                         "training patients had just those); all: one pass")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: the CPUs this process may use, from affinity and cgroup quota)")
-    p.add_argument("--labels", choices=["auto", "brats2019", "brats2023"], default="auto",
-                   help="label convention of the output: auto follows each input case's naming (default); "
-                        "brats2019: enhancing 4; brats2023: enhancing 3")
+    p.add_argument("--labels", choices=["auto", "brats2019", "brats2023", "brats2024"], default="auto",
+                   help="label convention of the output: auto follows each input case's naming, and 2023-style "
+                        "names become brats2024 when a resection cavity is predicted (default); brats2019: "
+                        "enhancing 4; brats2023: enhancing 3; brats2024: enhancing 3, resection cavity 4")
     p.add_argument("--no-overlays", action="store_true",
                    help="skip <case>_overlay.png and <case>_report.html (default: write them)")
     p.add_argument("--lesion-frame", choices=["ras", "lps"], default="ras",

@@ -39,4 +39,9 @@ def run(args) -> int:
     n_slices = sum(len(c["slices"]) for c in meta["cases"])
     print(f"prepared {len(meta['cases'])} cases, {n_slices} slices, {len(meta['folds'])} folds "
           f"({', '.join(meta['settings']['modalities'])}; classes {', '.join(meta['classes'])}) in {args.out}")
+    edition = meta.get("label_edition", "brats2019")
+    cavities = sum(1 for c in meta["cases"] if c.get("cavity_voxels"))
+    print(f"labels: {edition}" + (f" (label 4 with 2023-style names is the resection cavity: {cavities} of "
+                                  f"{len(meta['cases'])} cases have one; it is not tumour, so no WT/TC/ET instance "
+                                  "covers it)" if edition == "brats2024" else ""))
     return 0

@@ -17,8 +17,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder to create (must not exist or be empty)")
     p.add_argument("--cases", type=int, default=8, help="number of cases")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same bytes")
-    p.add_argument("--edition", choices=["2019", "2023"], default="2019",
-                   help="file names and enhancing label: 2019 (HGG/LGG folders, ET=4) or 2023 (-t1n/-t1c/-t2w/-t2f, ET=3)")
+    p.add_argument("--edition", choices=["2019", "2023", "2024"], default="2019",
+                   help="file names and labels: 2019 (HGG/LGG folders, ET=4), 2023 (-t1n/-t1c/-t2w/-t2f, ET=3) or "
+                        "2024 (post-treatment: 2023 names, ET=3, and a resection cavity, RC=4, in every case with a tumour)")
     p.add_argument("--anatomy", choices=list(ANATOMIES), default="mni",
                    help="mni: the MNI ICBM152 brain template (shipped with gliomask), deformed per case; "
                         "simple: a geometric head, faster, for quick checks")

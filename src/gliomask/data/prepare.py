@@ -4,7 +4,8 @@ Layout of a prepared folder::
 
     prepared.json          settings, classes, per-case geometry (crop, affine), kept slices, folds
     cases/<case>.img.npy   float16 [S, C, H, W]: brain-cropped, normalised, slicing axis first
-    cases/<case>.seg.npy   uint8   [S, H, W]: internal labels 0/1/2/4 on the same grid
+    cases/<case>.seg.npy   uint8   [S, H, W]: internal labels 0/1/2/4 (5: BraTS 2024 resection cavity) on
+                           the same grid
 
 Instances are derived from the label slices on the fly (`slice_instances`), so the masks a model
 trains on are always exactly the stored labels.
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomask import __version__
-from gliomask.labels import CLASS_SCHEMES, class_names
+from gliomask.labels import CLASS_SCHEMES, RESECTION_CAVITY, class_names, label_edition
 from gliomask.data.normalize import DEFAULT_CLIP
 from gliomask.data.planes import AXES
 from gliomask.data.preprocess import preprocess
@@ -78,13 +79,15 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
     crop = pre.crop
     images = pre.volume.astype(np.float16)  # [S, C, H, W]
     seg = pre.to_slices(loaded.seg)  # [S, H, W]
-    has_tumour = seg.reshape(len(seg), -1).any(axis=1)
+    cavity = seg == RESECTION_CAVITY
+    labelled = seg.reshape(len(seg), -1).any(axis=1)  # tumour or resection cavity: always kept
+    has_tumour = labelled & ((seg != 0) & ~cavity).reshape(len(seg), -1).any(axis=1)  # the cavity is not tumour
     has_brain = pre.brain.reshape(len(seg), -1).any(axis=1)
-    negatives = np.flatnonzero(has_brain & ~has_tumour)
+    negatives = np.flatnonzero(has_brain & ~labelled)
     rng = np.random.default_rng(np.random.SeedSequence([settings.seed, _stable_int(case.case_id)]))
     n_keep = int(round(settings.negative_fraction * len(negatives)))
     kept_neg = rng.choice(negatives, size=n_keep, replace=False) if n_keep else np.zeros(0, int)
-    kept = np.sort(np.concatenate([np.flatnonzero(has_tumour), kept_neg])).astype(int)
+    kept = np.sort(np.concatenate([np.flatnonzero(labelled), kept_neg])).astype(int)
     if out_dir is not None:
         save_array(out_dir / "cases" / f"{case.case_id}.img.npy", images)
         save_array(out_dir / "cases" / f"{case.case_id}.seg.npy", seg)
@@ -93,6 +96,8 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
         "group": case.group,
         "patient": case.patient or patient_of(case.case_id),
         "convention": case.convention,
+        "label_edition": label_edition([4] if cavity.any() else [], case.convention),
+        "cavity_voxels": int(cavity.sum()),
         "sources": {m: str(Path(case.images[m]).resolve()) for m in present},
         "available": list(present),
         "seg_source": str(Path(case.seg).resolve()),
@@ -106,6 +111,13 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
         "modality_correlations": correlations,
         "enhancement_share": enhancement_share(loaded),
     }
+
+
+def dataset_edition(metas: list[dict]) -> str:
+    """The label edition of a prepared set: brats2024 when any case holds a resection cavity, else the
+    first case's (2019 names: brats2019; 2023 names: brats2023)."""
+    editions = {m.get("label_edition", m.get("convention", "brats2019")) for m in metas}
+    return "brats2024" if "brats2024" in editions else (metas[0].get("label_edition", "brats2019") if metas else "brats2019")
 
 
 def _median(values) -> float | None:
@@ -191,6 +203,7 @@ def prepare(brats: str | Path, out: str | Path, settings: PrepareSettings | None
                          "clip_percentiles": list(settings.clip_percentiles)},
             "classes": class_names(settings.scheme),
             "label_convention": "brats2019",
+            "label_edition": dataset_edition(metas),
             "geometry": geometry,
             "modality_correlations": typical,
             "enhancement_share": _median([m["enhancement_share"] for m in metas]),

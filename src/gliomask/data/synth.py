@@ -52,18 +52,22 @@ class SynthSpec:
     anatomy: str = "mni"
 
 
-def synth_case(index: int, seed: int, anatomy: str = "mni") -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Return ({modality: int16 [240,240,155]}, seg uint8 with labels 0/1/2/4). Deterministic.
+def synth_case(index: int, seed: int, anatomy: str = "mni", resect: float = 0.0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Return ({modality: int16 [240,240,155]}, seg uint8 with internal labels 0/1/2/4). Deterministic.
 
     ``anatomy="mni"`` builds the case on the MNI ICBM152 template (:mod:`gliomask.data.synth_anatomy`);
     ``"simple"`` is the older geometric head (an ellipsoid with flat tissue), faster and kept for tests.
+    ``resect`` > 0 (mni only): a post-operative case whose main tumour's centre is a resection cavity
+    (internal label 5), as BraTS 2024 post-treatment cases have.
     """
     if anatomy == "mni":
         from gliomask.data.synth_anatomy import synth_anatomy_case  # imports torch and reads the template
 
-        return synth_anatomy_case(index, seed)
+        return synth_anatomy_case(index, seed, resect=resect)
     if anatomy != "simple":
         raise GliomaskError(f"unknown anatomy {anatomy!r}; choose {' or '.join(ANATOMIES)}")
+    if resect:
+        raise GliomaskError("resection cavities (edition 2024) need the mni anatomy")
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     centre = np.array([120, 118, 70], dtype=np.float32) + rng.uniform(-4, 4, 3).astype(np.float32)
     radii = np.array([66, 84, 62], dtype=np.float32) * rng.uniform(0.93, 1.05, 3).astype(np.float32)
@@ -143,6 +147,10 @@ def _add_tumour(rng, seg, depth, brain, enhancing) -> None:
         sub[core] = NECROTIC
 
 
+EDITIONS = {"2019": "brats2019", "2023": "brats2023", "2024": "brats2024"}  # --edition -> label convention
+RESECT_2024 = 0.7  # cavity radius of a 2024 (post-operative) case, in units of its main tumour's core radius
+
+
 def case_id_for(index: int, edition: str) -> str:
     return f"BraTS19_SYN_{index:04d}_1" if edition == "2019" else f"BraTS-GLI-{index:05d}-000"
 
@@ -158,16 +166,17 @@ def _save_brats_nifti(data: np.ndarray, path: Path) -> None:
 
 
 def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.ndarray], seg: np.ndarray) -> None:
+    """Files named as ``edition`` names them (2019: ``_t1``; 2023 and 2024: ``-t1n``), labels in its convention."""
     conv = CONVENTIONS["brats2019" if edition == "2019" else "brats2023"]
     folder.mkdir(parents=True, exist_ok=True)
     for mod, data in images.items():
         _save_brats_nifti(data.astype(np.int16, copy=False), folder / f"{case_id}{conv['sep']}{conv['suffix'][mod]}.nii.gz")
-    labels = to_convention(seg, "brats2019" if edition == "2019" else "brats2023")
+    labels = to_convention(seg, EDITIONS[edition])
     _save_brats_nifti(labels.astype(np.uint8, copy=False), folder / f"{case_id}{conv['sep']}seg.nii.gz")
 
 
 def _synth_one(spec: SynthSpec, root: Path) -> str:
-    images, seg = synth_case(spec.index, spec.seed, spec.anatomy)
+    images, seg = synth_case(spec.index, spec.seed, spec.anatomy, RESECT_2024 if spec.edition == "2024" else 0.0)
     case_id = case_id_for(spec.index, spec.edition)
     if spec.edition == "2019":
         group = "HGG" if np.any(seg == ENHANCING) else "LGG"
@@ -180,15 +189,18 @@ def _synth_one(spec: SynthSpec, root: Path) -> str:
 
 def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "2019", workers: int = 1,
                start: int = 1, progress: bool = False, anatomy: str = "mni") -> list[str]:
-    """Write ``cases`` synthetic cases under ``out`` (BraTS 2019 ``HGG/``/``LGG/`` or 2023 names).
+    """Write ``cases`` synthetic cases under ``out`` (BraTS 2019 ``HGG/``/``LGG/``, or 2023 names; ``edition
+    "2024"``: 2023 names, post-operative cases with a resection cavity, labels of BraTS 2024 post-treatment).
 
     ``anatomy``: "mni" (a deformed MNI template brain with gliomas) or "simple" (see :func:`synth_case`).
 
     The folder is written atomically: it must not exist yet. Returns the case ids.
     """
     out = Path(out)
-    if edition not in ("2019", "2023"):
-        raise GliomaskError(f"unknown edition {edition!r}; choose 2019 or 2023")
+    if edition not in EDITIONS:
+        raise GliomaskError(f"unknown edition {edition!r}; choose {', '.join(EDITIONS)}")
+    if edition == "2024" and anatomy != "mni":
+        raise GliomaskError("edition 2024 (resection cavities) needs --anatomy mni")
     if cases < 1:
         raise GliomaskError("--cases must be at least 1")
     if anatomy not in ANATOMIES:

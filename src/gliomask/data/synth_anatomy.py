@@ -16,7 +16,7 @@ import torch
 from scipy import ndimage as ndi
 
 from gliomask.data.synth import SHAPE
-from gliomask.data.synth_tumour import TumourPlan, paint_tumours, plan_tumours
+from gliomask.data.synth_tumour import TumourPlan, carve_cavity, paint_tumours, plan_tumours
 from gliomask.data.template import Template, load_template
 
 # Where the brain sits in BraTS's grid (centre of the bounding box of real BraTS brains, in voxels) and
@@ -129,14 +129,19 @@ def _vessel_field(rng, points: np.ndarray, lo) -> np.ndarray:
 PURE_TISSUE = ("background", "csf", "gm", "wm")  # values of the tissue map returned with ``with_tissue``
 
 
-def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours=None, owner: np.ndarray | None = None):
+def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours=None, owner: np.ndarray | None = None,
+                       resect: float = 0.0):
     """Return ({modality: int16 [240, 240, 155]}, seg uint8 with internal labels 0/1/2/4). Deterministic.
+
+    ``resect`` > 0: the case is post-operative: the largest tumour's centre, out to ``resect`` times its
+    core radius, is a resection cavity (internal label 5, `carve_cavity`); the other draws are unchanged.
 
     With ``with_tissue``, also a uint8 [240, 240, 155] map of voxels that are at least 90% one template
     tissue (1 CSF, 2 GM, 3 WM; 0 elsewhere), taken before tumours are painted: for checks of contrast.
-    ``tumours(rng, template, points, q) -> (plans, identities)`` replaces the random choice of tumours
-    (the follow-up generator evolves one case's tumours over time); ``owner`` UInt8 [240, 240, 155]
-    then receives each tumour voxel's identity (see `paint_tumours`).
+    ``tumours(rng, template, points, q) -> (plans, identities[, cavities])`` replaces the random choice of
+    tumours (the follow-up generator evolves one case's tumours over time; ``cavities``: (plan, fraction)
+    pairs resected after painting, `carve_cavity`); ``owner`` UInt8 [240, 240, 155] then receives each
+    tumour voxel's identity (see `paint_tumours`).
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     template = load_template()
@@ -145,11 +150,15 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours
     points_i = _candidate_voxels(transform, template, lo, hi)
     points = points_i.astype(np.float32)
     q = transform(points)
+    cavities: list[tuple[TumourPlan, float]] = []
     if tumours is None:
         plans: list[TumourPlan] = plan_tumours(rng, template, points, q)
         identities = None
     else:
-        plans, identities = tumours(rng, template, points, q)
+        plans, identities, *rest = tumours(rng, template, points, q)
+        cavities = list(rest[0]) if rest else []
+    if resect > 0 and plans:
+        cavities.append((plans[0], resect))
     for plan in plans:  # mass effect: tissue near a tumour comes from closer to its centre
         rel = q - plan.centre_template
         r = np.sqrt(np.einsum("ij,ij->i", rel, rel)) + 1e-3
@@ -171,6 +180,8 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours
     csf = np.flatnonzero(frac[:, 0] > 0.15)  # vessels only where there is CSF: sulci, fissures, ventricles
     values["t1ce"][csf] += _vessel_field(rng, points[csf], lo) * frac[csf, 0] * np.float32(rng.uniform(1.5, 2.5))
     paint_tumours(rng, plans, points_i, frac, values, seg, owner, identities)
+    for plan, fraction in cavities:
+        carve_cavity(plan, fraction, points_i, values, seg, owner)
 
     n = len(points)
     noise = rng.standard_normal(2 * n + 8 * 1024, dtype=np.float32)

@@ -17,13 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from gliomask.labels import ENHANCING, NECROTIC, OEDEMA
+from gliomask.labels import ENHANCING, NECROTIC, OEDEMA, RESECTION_CAVITY
 
 # Tumour compartments in units of each modality's white matter.
 OEDEMA_VALUE = {"t1": 0.72, "t1ce": 0.74, "t2": 2.0, "flair": 1.75}
 NECROSIS_VALUE = {"t1": 0.45, "t1ce": 0.58, "t2": 2.4, "flair": 1.5}
 NON_ENHANCING_VALUE = {"t1": 0.62, "t1ce": 0.75, "t2": 1.9, "flair": 1.8}
 ENHANCING_VALUE = {"t1": 0.80, "t1ce": 1.65, "t2": 1.5, "flair": 1.55}
+# A resection cavity holds fluid: dark on T1, T1ce and FLAIR (like CSF, a little brighter: protein,
+# blood products), bright on T2.
+CAVITY_VALUE = {"t1": 0.36, "t1ce": 0.48, "t2": 2.5, "flair": 0.42}
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,38 @@ def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _plan_box(centre, half, points_i, shape):
+    """(lo, hi, sel, local): the box ``centre +- half`` clipped to ``shape``, the indices of the brain
+    points (``points_i``, sorted by z) inside it, and their coordinates in the box."""
+    lo = np.maximum(centre - half, 0)
+    hi = np.minimum(centre + half + 1, shape)
+    first, stop = np.searchsorted(points_i[:, 2], [lo[2], hi[2]])  # points_i is sorted by z: one run
+    run = points_i[first:stop, :2]
+    sel = first + np.flatnonzero(np.all((run >= lo[:2]) & (run < hi[:2]), axis=1))
+    return lo, hi, sel, tuple((points_i[sel] - lo).T)
+
+
+def carve_cavity(plan: TumourPlan, fraction: float, points_i, values, seg, owner: np.ndarray | None = None) -> None:
+    """Resect a painted tumour: inside the ellipsoid of ``fraction * radius_core`` along the plan's axes
+    (brain voxels only) the labels become the resection cavity and the intensities fluid; the tumour
+    left around it (enhancing rim, non-enhancing core, oedema) stays as painted, as residual tumour and
+    surrounding FLAIR hyperintensity do after surgery. No random draws: the rest of a case is unchanged.
+    ``owner`` (optional) loses the cavity's voxels: a cavity is no tumour's."""
+    half = np.ceil(fraction * plan.radius_core * plan.axes).astype(int) + 3
+    lo, hi, sel, local = _plan_box(plan.centre, half, points_i, seg.shape)
+    shape = tuple(int(b - a) for a, b in zip(lo, hi))
+    brain = np.zeros(shape, bool)
+    brain[local] = True
+    g = [(np.arange(a, b, dtype=np.float32) - c) / s for a, b, c, s in zip(lo, hi, plan.centre, plan.axes)]
+    r = np.sqrt(g[0][:, None, None] ** 2 + g[1][None, :, None] ** 2 + g[2][None, None, :] ** 2)
+    cavity = (r < fraction * plan.radius_core) & brain
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    seg[box][cavity] = RESECTION_CAVITY
+    if owner is not None:
+        owner[box][cavity] = 0
+    _mix(values, np.clip(_blur(cavity.astype(np.float32), 0.7), 0, 1)[local], CAVITY_VALUE, dict.fromkeys(values, 1.0), sel)
+
+
 def paint_tumours(rng, plans, points_i, frac, values, seg, owner: np.ndarray | None = None,
                   identities: list[int] | None = None) -> None:
     """Write labels into ``seg`` (full grid) and mix tumour intensities into ``values`` (per brain voxel).
@@ -119,13 +154,7 @@ def paint_tumours(rng, plans, points_i, frac, values, seg, owner: np.ndarray | N
     for k, plan in enumerate(plans):
         # Oedema reaches r < radius_oedema / (1 - 0.25) along each stretched axis (see ``re`` below).
         half = np.ceil(plan.radius_oedema / 0.75 * plan.axes).astype(int) + 3
-        lo = np.maximum(plan.centre - half, 0)
-        hi = np.minimum(plan.centre + half + 1, seg.shape)
-        # points_i is sorted by z: the rows with lo[2] <= z < hi[2] are one run.
-        first, stop = np.searchsorted(points_i[:, 2], [lo[2], hi[2]])
-        run = points_i[first:stop, :2]
-        sel = first + np.flatnonzero(np.all((run >= lo[:2]) & (run < hi[:2]), axis=1))
-        local = tuple((points_i[sel] - lo).T)
+        lo, hi, sel, local = _plan_box(plan.centre, half, points_i, seg.shape)
         shape = tuple(int(b - a) for a, b in zip(lo, hi))
         brain = np.zeros(shape, bool)
         brain[local] = True

@@ -15,17 +15,36 @@ from scipy import ndimage
 from gliomask.errors import GliomaskError
 
 from gliomask.evaluation.detection import average_precision, froc, match_lesions, median_true_lesion_score
-from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, lesionwise, matched_counts
-from gliomask.evaluation.metrics import STANDARDS, region_metrics
+from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, MIN_GT_MM3, lesionwise, matched_counts
+from gliomask.evaluation.metrics import region_metrics
 from gliomask.io.atomic import atomic_path
 from gliomask.io.brats import (Case, check_output_folder, check_same_grid, convert_labels, discover_cases, read_labels,
                                select_cases)
 from gliomask.io.nifti import read_nifti
-from gliomask.labels import REGION_NAMES, regions_from_labels
+from gliomask.labels import CAVITY_2024, SCORED_REGIONS, regions_from_labels
 from gliomask.utils import bounding_box, progress_bar, write_json
 
 CROP_PAD = DILATION_ITERATIONS * 2 + 2  # beyond lesionwise's own box padding
 METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")
+STANDARDS = ("auto", "brats2023", "brats2024", "legacy")
+
+
+def region_names(standard: str) -> tuple[str, ...]:
+    """The regions ``standard`` scores: WT, TC, ET; BraTS 2024 adds NETC, SNFH and the cavity RC."""
+    return tuple(name for name, _ in SCORED_REGIONS[standard])
+
+
+def choose_standard(cases: list[Case]) -> tuple[str, str]:
+    """``--standard auto``: (standard, why). BraTS 2024 rules when a reference with 2023-style names holds
+    label 4, the 2024 resection cavity; else the BraTS 2023 official rules."""
+    from gliomask.io.nifti import read_nifti as _read
+
+    named_2023 = [c for c in cases if c.convention == "brats2023"]
+    with_cavity = [c.case_id for c in named_2023 if np.any(_read(Path(c.seg))[1] == CAVITY_2024)]
+    if with_cavity:
+        return "brats2024", (f"BraTS 2024 post-treatment labels: a resection cavity (label 4) in {len(with_cavity)} "
+                             f"of {len(cases)} references")
+    return "brats2023", "no resection cavity (label 4 with 2023-style names) in any reference"
 
 
 def find_prediction(pred_dir: Path, case_id: str) -> Path:
@@ -36,11 +55,12 @@ def find_prediction(pred_dir: Path, case_id: str) -> Path:
 
 
 def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> dict:
-    """All metrics of one case under ``standard`` (see `gliomask.evaluation.metrics`). The prediction
-    uses the same label convention as its ground truth.
+    """All metrics of one case under ``standard`` (see `gliomask.evaluation.metrics`; ``brats2024``:
+    `gliomask.evaluation.brats2024`). The prediction uses the same label convention as its ground truth.
 
-    Lesion-wise Dice and HD95 follow the BraTS 2023 rules in both standards; TP/FP/FN follow the
-    2023 rules (``brats2023``) or ``brats-evaluation``'s one-to-one matching (``legacy``)."""
+    Lesion-wise Dice and HD95 follow the BraTS 2023 rules in ``brats2023`` and ``legacy``, and the 2024
+    ones (lesion size limits, lesions joined across tissues) in ``brats2024``; TP/FP/FN follow those
+    rules, or ``brats-evaluation``'s one-to-one matching (``legacy``)."""
     ref_img, ref = read_labels(Path(case.seg), case.convention)
     pred_img, pred = read_nifti(pred_path)
     check_same_grid(pred_img, pred.shape, ref_img, pred_path, Path(case.seg), f"ground truth {Path(case.seg).name}")
@@ -49,22 +69,30 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     # Every metric looks only at tumour voxels and their surroundings: work in the box around both
     # label maps, widened past the lesion-wise dilation's reach (the same numbers as on the volume).
     box = bounding_box((pred != 0) | (ref != 0), pad=CROP_PAD) or tuple(slice(0, 1) for _ in pred.shape)
-    p, r = regions_from_labels(pred[box]), regions_from_labels(ref[box])
+    regions, names = SCORED_REGIONS[standard], region_names(standard)
+    p, r = regions_from_labels(pred[box], regions), regions_from_labels(ref[box], regions)
     row = {"case": case.case_id}
-    row.update(region_metrics(p, r, spacing, standard=standard, volume_voxels=pred.size))
+    row.update(region_metrics(p, r, spacing, names=names, standard="legacy" if standard == "legacy" else "brats2023",
+                              volume_voxels=pred.size))
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    for name, pr, rr in zip(REGION_NAMES, p, r):
+    for name, pr, rr in zip(names, p, r):
         row[f"volume_gt_ml_{name}"] = round(int(rr.sum()) * voxel_ml, 4)
         row[f"volume_pred_ml_{name}"] = round(int(pr.sum()) * voxel_ml, 4)
-    for name, pr, rr in zip(REGION_NAMES, p, r):
-        scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard == "brats2023" else None)
+    lesion_ids, min_mm3 = {}, dict.fromkeys(names, MIN_GT_MM3)
+    if standard == "brats2024":
+        from gliomask.evaluation.brats2024 import MIN_LESION_MM3, tissue_lesions
+
+        lesion_ids, min_mm3 = tissue_lesions(ref[box]), MIN_LESION_MM3
+    for name, pr, rr in zip(names, p, r):
+        scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard != "legacy" else None,
+                            min_mm3=min_mm3[name], lesions=lesion_ids.get(name))
         if standard == "legacy":
             scores.update(matched_counts(pr, rr))
         for k, v in scores.items():
             row[f"{k}_{name}"] = v
     lesion_scores = lesion_score_map(pred_path, p[0], offset=tuple(s.start for s in box))
     if lesion_scores is not None:
-        row["_detection"] = {name: match_lesions(pr, rr, lesion_scores) for name, pr, rr in zip(REGION_NAMES, p, r)}
+        row["_detection"] = {name: match_lesions(pr, rr, lesion_scores) for name, pr, rr in zip(names, p, r)}
     return row
 
 
@@ -138,7 +166,7 @@ def summarise(rows: list[dict]) -> dict:
         values = np.array([row[key] for row in rows], dtype=float)
         summary[key] = {"mean": float(values.mean()), "std": float(values.std()), "median": float(np.median(values)),
                         "q25": float(np.percentile(values, 25)), "q75": float(np.percentile(values, 75))}
-    for name in REGION_NAMES:
+    for name in [k[len("tp_"):] for k in rows[0] if k.startswith("tp_")]:
         tp = sum(r[f"tp_{name}"] for r in rows)
         fn = sum(r[f"fn_{name}"] for r in rows)
         fp = sum(r[f"fp_{name}"] for r in rows)
@@ -149,12 +177,14 @@ def summarise(rows: list[dict]) -> dict:
 
 def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | None = None, *,
                      workers: int = 1, progress: bool = True, case_ids: list[str] | None = None,
-                     standard: str = "brats2023") -> tuple[list[dict], dict]:
+                     standard: str = "auto") -> tuple[list[dict], dict]:
     """Score every ground-truth case under ``gt`` against ``pred_dir/<case>_seg.nii.gz``.
 
     Every case must have a prediction. Writes ``metrics.csv`` and ``summary.json`` to ``out_dir``.
     When the predictions carry lesion scores (``<case>_lesions.json`` from `gliomask predict`), the
-    summary adds lesion detection figures: FROC and AP at lesion IoU 0.1 per region.
+    summary adds lesion detection figures: FROC and AP at lesion IoU 0.1 per region. ``standard="auto"``
+    picks BraTS 2024's rules for post-treatment references and 2023's otherwise (`choose_standard`); the
+    summary says which and why.
     """
     if standard not in STANDARDS:
         raise GliomaskError(f"unknown standard {standard!r}; choose from {', '.join(STANDARDS)}")
@@ -164,7 +194,11 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     cases = [c for c in select_cases(discover_cases(gt), case_ids, gt) if c.seg is not None]
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
-    jobs = [(find_prediction(pred_dir, c.case_id), c, standard) for c in cases]
+    jobs = [(find_prediction(pred_dir, c.case_id), c) for c in cases]  # every prediction exists before any work
+    chosen = f"given (--standard {standard})"
+    if standard == "auto":
+        standard, chosen = choose_standard(cases)
+    jobs = [(*job, standard) for job in jobs]
     if case_ids is None:  # a prediction no ground truth matches is not scored: say so, do not drop it silently
         scored = {c.case_id for c in cases}
         unmatched = sorted(p.name[:-len("_seg.nii.gz")] for p in pred_dir.glob("*_seg.nii.gz")
@@ -181,12 +215,12 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     else:
         rows = [_evaluate_job(j) for j in progress_bar(jobs, desc="evaluate", enabled=progress)]
     detection = [row.pop("_detection", None) for row in rows]
-    summary = {"standard": standard, **summarise(rows)}
+    summary = {"standard": standard, "standard_chosen": chosen, **summarise(rows)}
     if rows and all(d is not None for d in detection):
         summary["detection"] = {name: {"froc": froc([d[name] for d in detection]),
                                        "ap_iou0.1": average_precision([d[name] for d in detection]),
                                        "median_true_lesion_score": median_true_lesion_score([d[name] for d in detection])}
-                                for name in REGION_NAMES}
+                                for name in region_names(standard)}
     if out_dir is not None:
         write_results(rows, summary, Path(out_dir))
     return rows, summary
@@ -214,8 +248,11 @@ def write_results(rows: list[dict], summary: dict, out_dir: Path) -> None:
 
 def format_table(summary: dict) -> str:
     """A plain-text table of the headline figures, and the standard they follow."""
-    lines = [f"standard: {STANDARD_NAMES.get(summary.get('standard', 'brats2023'))}",f"{'region':<8}{'Dice':>8}{'HD95 mm':>10}{'Sens':>8}{'Spec':>8}{'lesion Dice':>13}{'lesion sens':>13}{'FP/case':>9}"]
-    for name in REGION_NAMES:
+    standard = summary.get("standard", "brats2023")
+    chosen = summary.get("standard_chosen", "given")
+    lines = [f"standard: {STANDARD_NAMES.get(standard)}" + ("" if chosen.startswith("given") else f" [auto: {chosen}]"),
+             f"{'region':<8}{'Dice':>8}{'HD95 mm':>10}{'Sens':>8}{'Spec':>8}{'lesion Dice':>13}{'lesion sens':>13}{'FP/case':>9}"]
+    for name in region_names(standard):
         lines.append(
             f"{name:<8}{summary[f'dice_{name}']['mean']:>8.3f}{summary[f'hd95_{name}']['mean']:>10.2f}"
             f"{summary[f'sensitivity_{name}']['mean']:>8.3f}{summary[f'specificity_{name}']['mean']:>8.4f}"
@@ -224,7 +261,7 @@ def format_table(summary: dict) -> str:
     if "detection" in summary:
         det = summary["detection"]
         lines.append("lesion detection (scores from the lesion reports): " + ", ".join(
-            f"{n} AP@IoU0.1 {_fmt(det[n]['ap_iou0.1'])} FROC mean {_fmt(det[n]['froc']['mean'])}" for n in REGION_NAMES)
+            f"{n} AP@IoU0.1 {_fmt(det[n]['ap_iou0.1'])} FROC mean {_fmt(det[n]['froc']['mean'])}" for n in det)
             + f"; median score of true lesions (WT) {_fmt(det['WT']['median_true_lesion_score'])}")
     return "\n".join(lines)
 
@@ -235,5 +272,7 @@ def _fmt(value) -> str:
 
 STANDARD_NAMES = {
     "brats2023": "BraTS 2023 (official lesion-wise code: surface-distance HD95, empty region 374)",
+    "brats2024": "BraTS 2024 post-treatment (official code: WT, TC, NETC, SNFH, ET and the resection cavity RC "
+                 "on its own; lesions of at most 20 mm3, 10 for ET and RC, left out; lesions joined across tissues)",
     "legacy": "legacy BraTS 2018-2021 (brats-evaluation/nnU-Net: pooled HD95 in voxels, empty region 373.13)",
 }

@@ -32,8 +32,13 @@ MIN_GT_MM3 = 50.0  # ground-truth lesions of this volume or less are ignored
 
 
 def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, whole_hd95: float | None = None,
-               with_hd95: bool = True) -> dict[str, float]:
+               with_hd95: bool = True, min_mm3: float = MIN_GT_MM3, lesions: np.ndarray | None = None) -> dict[str, float]:
     """Lesion-wise Dice, HD95 (mm) and TP/FP/FN counts of Bool [X, Y, Z] prediction and reference.
+
+    ``min_mm3``: reference lesions of this volume or less are left out (BraTS 2023: 50; 2024: 20 or 10 by
+    region). ``lesions``: Int [X, Y, Z] reference lesion ids (0 outside ``ref``) when the lesions are
+    grouped otherwise than by the dilation (BraTS 2024 also joins lesions across tissues,
+    `gliomask.evaluation.brats2024`); each id's own dilation then finds its predicted components.
 
     ``with_hd95=False`` skips the surface distances (``lesion_hd95`` is then not meaningful): for a
     post-processing search that needs the lesion-wise Dice many times.
@@ -48,16 +53,22 @@ def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, wh
     pred, ref = pred[box], ref[box]
     voxel_mm3 = float(np.prod(spacing))
     pred_cc, n_pred = cc3d.connected_components(pred, connectivity=26, return_N=True)
-    dilated = ndimage.binary_dilation(ref, structure=DILATION_STRUCTURE, iterations=DILATION_ITERATIONS)
-    groups, n_groups = cc3d.connected_components(dilated, connectivity=26, return_N=True)
+    if lesions is None:
+        dilated = ndimage.binary_dilation(ref, structure=DILATION_STRUCTURE, iterations=DILATION_ITERATIONS)
+        groups, n_groups = cc3d.connected_components(dilated, connectivity=26, return_N=True)
+        zones = ((ref & (groups == g), groups == g) for g in range(1, n_groups + 1))  # a merged lesion's dilation
+    else:
+        ids = lesions[box]
+        found = [int(i) for i in np.unique(ids) if i]
+        n_groups = len(found)
+        zones = ((ids == i, ndimage.binary_dilation(ids == i, structure=DILATION_STRUCTURE,
+                                                     iterations=DILATION_ITERATIONS)) for i in found)
     touched: set[int] = set()
     scores, tp, fn = [], 0, 0
-    for g in range(1, n_groups + 1):
-        zone = groups == g  # the merged lesion's dilation
-        lesion = ref & zone
+    for lesion, zone in zones:
         hits = np.flatnonzero(np.bincount(pred_cc[zone], minlength=n_pred + 1)[1:]) + 1
         touched.update(hits.tolist())
-        if lesion.sum() * voxel_mm3 <= MIN_GT_MM3:
+        if lesion.sum() * voxel_mm3 <= min_mm3:
             continue
         if hits.size:
             tp += 1

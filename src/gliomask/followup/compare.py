@@ -24,7 +24,7 @@ from gliomask.followup.measure import measure_lesions
 from gliomask.followup.response import IMAGING_ONLY, categorise, target_sum, target_tracks
 from gliomask.io.brats import Case, convert_labels, discover_cases, patient_of
 from gliomask.io.nifti import AFFINE_ATOL, read_nifti
-from gliomask.labels import EDITION_LABELS
+from gliomask.labels import ENHANCING_2023, RESECTION_CAVITY, label_edition
 
 VOLUME_KEYS = ("wt_ml", "tc_ml", "et_ml", "necrosis_ml", "oedema_ml")
 REGISTRATION_IMAGES = ("flair", "t1ce")  # the scan a registration reads, first found
@@ -103,10 +103,11 @@ def load_timepoint(path: str | Path, predictor=None) -> Timepoint:
 
 
 def _edition_of_labels(stored: np.ndarray) -> str:
-    """brats2023 when the map holds label 3, else brats2019 (the internal values)."""
+    """A lone label map's edition from its values: a 3 means 2023-style labels (2024 when a 4, the
+    resection cavity, is there too); otherwise brats2019. A 2024 map with a cavity and no enhancing
+    tumour reads as 2019 (its 4 as enhancing): give such timepoints as case folders, whose names tell."""
     values = set(np.unique(stored).astype(int).tolist())
-    return "brats2023" if 3 in values and 4 not in values else "brats2019" if values <= set(EDITION_LABELS["brats2019"]) \
-        else "brats2023"
+    return label_edition(values, "brats2023") if ENHANCING_2023 in values else "brats2019"
 
 
 def _case_of_label_file(path: Path) -> Case | None:
@@ -165,7 +166,10 @@ def compare(timepoints: list[Timepoint], *, tolerance_mm: float = DEFAULT_TOLERA
         followups.append({"timepoint": t, "name": timepoints[t].name, **events[t - 1],
                           "bidimensional": categorise("bidimensional", sums, new_measurable, t),
                           "volumetric": categorise("volumetric", et, new_measurable, t)})
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     return {"timepoints": [{"index": t, "name": tp.name, "source": tp.source,
+                            # BraTS 2024's resection cavity: not a lesion, reported beside them
+                            "cavity_ml": round(int((aligned[t] == RESECTION_CAVITY).sum()) * voxel_ml, 4),
                             "lesions": [{**les, "track": names[t][les["component"]]} for les in measured[t][1]]}
                            for t, tp in enumerate(timepoints)],
             "alignment": alignment, "reference_grid": str(first.grid), "match_tolerance_mm": tolerance_mm,

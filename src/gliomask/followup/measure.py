@@ -46,7 +46,7 @@ def axial_axis(affine: np.ndarray) -> int:
 
 def lesion_components(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """Int32 [X, Y, Z] 26-connected whole-tumour components (0 outside), numbered by decreasing volume."""
-    comps, count = ndimage.label(labels > 0, structure=STRUCTURE_3D)
+    comps, count = ndimage.label(label_mask(labels, REGION_LABELS["WT"]), structure=STRUCTURE_3D)  # a cavity is no lesion
     if count == 0:
         return comps.astype(np.int32), 0
     sizes = np.bincount(comps.ravel(), minlength=count + 1)[1:]
@@ -59,7 +59,7 @@ def lesion_components(labels: np.ndarray) -> tuple[np.ndarray, int]:
 def compartment_volumes(labels_in_lesion: np.ndarray, voxel_ml: float) -> dict[str, float]:
     """Internal labels of one lesion's voxels -> WT / TC / ET / necrosis / oedema volumes in mL."""
     sub = np.asarray(labels_in_lesion)
-    return {"wt_ml": round(int((sub > 0).sum()) * voxel_ml, 4),
+    return {"wt_ml": round(int(label_mask(sub, REGION_LABELS["WT"]).sum()) * voxel_ml, 4),
             "tc_ml": round(int(label_mask(sub, REGION_LABELS["TC"]).sum()) * voxel_ml, 4),
             "et_ml": round(int((sub == ENHANCING).sum()) * voxel_ml, 4),
             "necrosis_ml": round(int((sub == NECROTIC).sum()) * voxel_ml, 4),

@@ -98,15 +98,15 @@ def register_rigid(fixed_path: Path, moving_path: Path, *, threads: int | None =
 def labels_onto(labels: np.ndarray, labels_grid: Path, fixed_grid: Path, transform=None) -> np.ndarray:
     """UInt8 [X, Y, Z] internal labels on the voxel grid of the NIfTI file ``labels_grid`` -> the same on
     ``fixed_grid``'s, through ``transform`` (None: the headers' scanner frames). Each nested region (WT, TC,
-    ET) is resampled linearly and kept where it covers at least half a voxel: smoother than nearest
-    neighbour, which leaves one-voxel fragments along thin parts."""
-    from gliomask.labels import labels_from_regions, regions_from_labels
+    ET, and the resection cavity of BraTS 2024) is resampled linearly and kept where it covers at least
+    half a voxel: smoother than nearest neighbour, which leaves one-voxel fragments along thin parts."""
+    from gliomask.labels import CAVITY_REGION, REGIONS, RESECTION_CAVITY, labels_from_regions, regions_from_labels
 
     sitk = _sitk()
     moving = _read(labels_grid)
     fixed = _read(fixed_grid)
     regions = []
-    for region in regions_from_labels(np.asarray(labels)):
+    for region in regions_from_labels(np.asarray(labels), (*REGIONS, CAVITY_REGION)):
         img = sitk.GetImageFromArray(np.ascontiguousarray(region.transpose(2, 1, 0).astype(np.float32)))
         img.CopyInformation(moving)
         out = sitk.Resample(img, fixed, transform or sitk.Euler3DTransform(), sitk.sitkLinear, 0.0)
@@ -114,7 +114,9 @@ def labels_onto(labels: np.ndarray, labels_grid: Path, fixed_grid: Path, transfo
     regions = np.stack(regions)
     regions[1] &= regions[0]  # nested, as the labels were
     regions[2] &= regions[1]
-    return labels_from_regions(regions)
+    out = labels_from_regions(regions[:3])
+    out[regions[3] & (out == 0)] = RESECTION_CAVITY  # the cavity is not tumour: it never overwrites a tumour label
+    return out
 
 
 def image_onto(path: Path, fixed_grid: Path, transform=None) -> np.ndarray:

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from gliomask.io.atomic import atomic_output_dir
-from gliomask.labels import REGION_LABELS, label_mask
+from gliomask.labels import CAVITY_REGION, REGIONS, RESECTION_CAVITY, label_mask
+from gliomask.viz.palette import REGION_COLOURS, REGION_WIDTHS
 
 CSV_FIELDS = ("track", "timepoint", "name", "present", "wt_ml", "tc_ml", "et_ml", "necrosis_ml", "oedema_ml",
               "product_mm2", "measurable", "wt_change_from_baseline_ml", "wt_change_from_baseline_pct",
               "wt_change_from_nadir_ml", "wt_change_from_nadir_pct")
-CONTOURS = (("WT", "#ffd21f"), ("TC", "#ff3b30"), ("ET", "#35c3ff"))
+CONTOURS = ("WT", "TC", "ET", "RC")  # the palette of every gliomask picture (gliomask.viz.palette)
 
 
 def write_outputs(out: Path, report: dict, labels: list[np.ndarray], scans: list[np.ndarray | None],
@@ -71,17 +72,18 @@ def _track_picture(path: Path, track: str, report: dict, labels, scans, affine, 
             ax.imshow(img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6), interpolation="nearest")
         else:
             ax.imshow(np.zeros(lab.shape), cmap="gray", vmin=0, vmax=1)
-        for name, colour in CONTOURS:
-            region = label_mask(lab, REGION_LABELS[name])
+        for name in CONTOURS:
+            region = label_mask(lab, dict([*REGIONS, CAVITY_REGION])[name])
             if region.any():
-                ax.contour(region.astype(float), levels=[0.5], colors=[colour], linewidths=1.2)
+                ax.contour(region.astype(float), levels=[0.5], colors=[REGION_COLOURS[name]], linewidths=REGION_WIDTHS[name] * 0.6)
         rows_t = [r for r in report["tracks"][track] if r["timepoint"] == t][0]
         ax.set_title(f"{names[t]}\n{track}: WT {rows_t['wt_ml']:.1f} mL, ET {rows_t['et_ml']:.1f} mL", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"lesion {track}: axial slice {z} (RAS), same field of view at every timepoint; "
-                 "contours WT yellow, TC red, ET blue", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle(f"lesion {track}: axial slice {z} (RAS), same field of view at every timepoint; contours WT sky "
+                 "blue, TC yellow, ET vermillion" + (", resection cavity blue" if any(np.any(lab == RESECTION_CAVITY)
+                                                                                     for lab in labels) else ""), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))  # room for the title above the panels' own
     save_figure(fig, path, dpi=110)
     return path.name
 

@@ -36,9 +36,9 @@ def lesion_report(labels: np.ndarray, affine: np.ndarray, spacing, *, scores: np
     # product of the header's zooms.
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     if components is None:
-        components, count = ndimage.label(labels > 0, structure=STRUCTURE_3D)
+        components, count = ndimage.label(label_mask(labels, REGION_LABELS["WT"]), structure=STRUCTURE_3D)
     else:  # consecutive ids for the lesions present (a small one may not survive the mapping)
-        ids, components = np.unique(np.where(labels > 0, components, 0), return_inverse=True)
+        ids, components = np.unique(np.where(label_mask(labels, REGION_LABELS["WT"]), components, 0), return_inverse=True)
         components = components.reshape(labels.shape) - (0 if ids[0] == 0 else -1)
         count = len(ids) - (1 if ids[0] == 0 else 0)
     if count == 0:

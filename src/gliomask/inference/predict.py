@@ -16,7 +16,7 @@ from gliomask.io.atomic import remove_stale_temporaries
 from gliomask.io.brats import Case, check_output_folder, discover_cases, select_cases
 from gliomask.io.lesion_table import FRAMES, case_totals, write_lesion_report
 from gliomask.io.nifti import save_like
-from gliomask.labels import CONVENTIONS, to_convention
+from gliomask.labels import CONVENTIONS, RESECTION_CAVITY, to_convention
 from gliomask.utils import default_threads, progress_bar
 
 UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for WT, TC, ET
@@ -96,6 +96,12 @@ CASE_OUTPUTS = ("seg.nii.gz", "prob.nii.gz", *(f"unc_{n}.nii.gz" for n in UNCERT
                 "lesions.json", "lesions.csv", "overlay.png", "report.html")
 
 
+def output_edition(naming: str, labels) -> str:
+    """``predict --labels auto``: the input's own edition; 2023-style names with a predicted resection
+    cavity are written as BraTS 2024 (the only edition with a cavity label)."""
+    return "brats2024" if naming == "brats2023" and np.any(labels == RESECTION_CAVITY) else naming
+
+
 def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, lesion_frame: str, probabilities: bool,
                  overlays: bool, loaded=None) -> dict:
     """Predict one case (``loaded``: its voxels when already read) and write its outputs; returns its
@@ -103,7 +109,7 @@ def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, les
     loaded = predictor.load(case) if loaded is None else loaded
     pred = predictor.predict_case(loaded, frame=lesion_frame)
     seg_path = out / f"{case.case_id}_seg.nii.gz"
-    labels_as = case.convention if convention == "auto" else convention  # auto: the input's own edition
+    labels_as = output_edition(case.convention, pred.labels) if convention == "auto" else convention
     save_like(to_convention(pred.labels, labels_as), loaded.reference, seg_path)
     if probabilities:
         save_like(np.moveaxis(pred.probabilities, 0, -1), loaded.reference, out / f"{case.case_id}_prob.nii.gz",

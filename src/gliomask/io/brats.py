@@ -18,7 +18,7 @@ import numpy as np
 from gliomask.errors import GliomaskError
 from gliomask.io.discovery_hints import why_no_case
 from gliomask.io.nifti import AFFINE_ATOL, read_nifti
-from gliomask.labels import EDITION_LABELS, to_internal, unknown_labels
+from gliomask.labels import CAVITY_2024, EDITION_LABELS, to_internal, unknown_labels
 
 CANONICAL_MODALITIES = ("t1", "t1ce", "t2", "flair")
 
@@ -231,7 +231,7 @@ def _cases_from_manifest(csv_path: Path) -> list[Case]:
             if key in MODALITY_ALIASES and value:
                 images[MODALITY_ALIASES[key]] = (csv_path.parent / value.strip()).resolve()
         seg = row.get("seg") or None
-        labels = (row.get("labels") or "brats2019").strip()
+        labels = (row.get("labels") or "brats2019").strip().replace("brats2024", "brats2023")  # 2024: 2023 names
         if labels not in CONVENTIONS:
             raise GliomaskError(f"unknown label convention {labels!r} for case {row['case']}", csv_path)
         patient = (row.get("patient") or "").strip() or None  # timepoints of one patient share a fold
@@ -318,10 +318,13 @@ def select_cases(cases, case_ids: list[str] | None, root):
 
 
 def convert_labels(seg: np.ndarray, convention: str, path: Path) -> np.ndarray:
-    """Check a label map against its edition's label set and return it in the internal convention."""
+    """Check a label map against its edition's label set; return it in the internal convention (2023-style
+    names: a 4 is BraTS 2024's resection cavity, see `labels.label_edition`)."""
     if not np.issubdtype(seg.dtype, np.integer):
         if not np.all(np.isfinite(seg)) or np.any(seg != np.round(seg)):
             raise GliomaskError("segmentation holds non-integer values", path)
+    if convention == "brats2023" and np.any(seg == CAVITY_2024):
+        convention = "brats2024"
     bad = unknown_labels(seg, convention)
     if bad:
         raise GliomaskError(

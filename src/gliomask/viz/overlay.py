@@ -22,7 +22,10 @@ from matplotlib.patches import Patch  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from gliomask.utils import bounding_box  # noqa: E402
-from gliomask.labels import REGION_NAMES, STRUCTURE_3D, regions_from_labels  # noqa: E402
+from gliomask.labels import (CAVITY_REGION, REGION_LABELS, REGION_NAMES, REGIONS, RESECTION_CAVITY, STRUCTURE_3D,  # noqa: E402
+                             label_mask, regions_from_labels)
+
+DRAWN = (*REGIONS, CAVITY_REGION)  # tumour regions, and the resection cavity where a map has one
 from gliomask.viz.figure import save_figure  # noqa: E402
 from gliomask.viz.orientation import LETTERS, PLANES, RAS_AXIS, RasVolume, pixel_spacing, plane_image  # noqa: E402
 from gliomask.viz.palette import (ERROR_COLOURS, GROUND_TRUTH_ALPHA, PREDICTION_STYLE, REGION_COLOURS,  # noqa: E402
@@ -112,7 +115,9 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
         label = (f"lesion {r + 1}\n{volume:.1f} mL" if volume >= 0.1 else f"lesion {r + 1}\n< 0.1 mL") if voxels \
             else "no tumour in\nground truth\nor prediction"
         axes[r][0].set_ylabel(label, color="white", fontsize=9)
-    handles = [Line2D([], [], color=REGION_COLOURS[n], linewidth=REGION_WIDTHS[n], label=n) for n in REGION_NAMES]
+    cavity = any(lab is not None and np.any(lab == RESECTION_CAVITY) for lab in (gt_r, pred_r))
+    handles = [Line2D([], [], color=REGION_COLOURS[n], linewidth=REGION_WIDTHS[n], label=n)
+               for n in (*REGION_NAMES, *(["RC"] if cavity else []))]
     if gt is not None:
         handles.append(Patch(facecolor="white", alpha=GROUND_TRUTH_ALPHA + 0.2, label="ground truth (tint)"))
     if pred is not None:
@@ -128,7 +133,7 @@ def overlay_figure(images: dict[str, np.ndarray], affine: np.ndarray, *, pred: n
 
 
 def _draw_contours(ax, labels_ras, plane, index, style) -> None:
-    for name, region in zip(REGION_NAMES, regions_from_labels(labels_ras)):
+    for (name, _), region in zip(DRAWN, regions_from_labels(labels_ras, DRAWN)):
         sl = plane_image(region, plane, index)
         if sl.any():
             ax.contour(sl.astype(float), levels=[0.5], colors=REGION_COLOURS[name], linestyles=[style],
@@ -137,7 +142,7 @@ def _draw_contours(ax, labels_ras, plane, index, style) -> None:
 
 def _draw_tint(ax, labels_ras, plane, index) -> None:
     """Each region filled in its colour, WT first: the nested TC and ET tint over it, darker where nested."""
-    for name, region in zip(REGION_NAMES, regions_from_labels(labels_ras)):
+    for (name, _), region in zip(DRAWN, regions_from_labels(labels_ras, DRAWN)):
         mask = plane_image(region, plane, index)
         if mask.any():
             rgba = np.zeros(mask.shape + (4,))
@@ -147,8 +152,8 @@ def _draw_tint(ax, labels_ras, plane, index) -> None:
 
 
 def _draw_errors(ax, gt_ras, pred_ras, plane, index) -> None:
-    gt_wt = plane_image(gt_ras > 0, plane, index)
-    pred_wt = plane_image(pred_ras > 0, plane, index)
+    gt_wt = plane_image(label_mask(gt_ras, REGION_LABELS["WT"]), plane, index)  # tumour errors: a cavity is not tumour
+    pred_wt = plane_image(label_mask(pred_ras, REGION_LABELS["WT"]), plane, index)
     for mask, name in ((pred_wt & ~gt_wt, "false positive"), (gt_wt & ~pred_wt, "false negative")):
         if mask.any():
             rgba = np.zeros(mask.shape + (4,))

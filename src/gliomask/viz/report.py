@@ -14,7 +14,6 @@ from pathlib import Path
 from gliomask import __version__
 from gliomask.io.atomic import atomic_path
 from gliomask.io.lesion_table import FRAME_TEXT, lesion_frame
-from gliomask.labels import REGION_NAMES
 
 STYLE = """body{font-family:sans-serif;margin:24px;background:#fafafa;color:#222;max-width:1500px}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -27,6 +26,9 @@ NOTICE = ("Research use only. gliomask is not a medical device and its output is
 STANDARDS = {
     "brats2023": "BraTS 2023 standard: the official lesion-wise metrics code (HD95 by DeepMind surface-distance, "
                  "374 for an empty region, lesion-wise rules of BraTS-GLI).",
+    "brats2024": "BraTS 2024 post-treatment standard: the official code for that year (WT and TC without the "
+                 "resection cavity, NETC, SNFH, ET and the cavity RC scored on their own; lesions of at most 20 mm3, "
+                 "10 for ET and RC, left out; lesions of one label joined by the other labels they touch).",
     "legacy": "Legacy BraTS 2018-2021 standard, as brats-evaluation computes it (HD95 of pooled surface distances "
               "in voxels, 373.13 for an empty region).",
 }
@@ -68,21 +70,23 @@ def write_report(out_dir: str | Path, rows: list[dict], summary: dict, *, overla
     """``index.html`` in ``out_dir``: metrics per case with mean and median rows, lesion detection,
     pictures, provenance. ``overlays`` maps case id -> PNG path relative to ``out_dir``."""
     out_dir = Path(out_dir)
+    # the regions the standard scored (WT, TC, ET; BraTS 2024 adds NETC, SNFH, RC), in the rows' order
+    names = [k[len("tp_"):] for k in (rows[0] if rows else {}) if k.startswith("tp_")]
     keys = [(pattern.format(n), header.format(n), digits) for pattern, header, digits in CASE_COLUMNS
-            for n in REGION_NAMES if pattern.format(n) in (rows[0] if rows else {})]
-    head = "".join(f"<th>{_esc(h)}</th>" for _, h, _ in keys) + "".join(f"<th>lesions {n} TP/FP/FN</th>" for n in REGION_NAMES)
+            for n in names if pattern.format(n) in (rows[0] if rows else {})]
+    head = "".join(f"<th>{_esc(h)}</th>" for _, h, _ in keys) + "".join(f"<th>lesions {n} TP/FP/FN</th>" for n in names)
     body = []
     for row in rows:
         cells = "".join(f"<td>{_num(row[k], d)}</td>" for k, _, d in keys)
-        cells += "".join(f"<td>{row[f'tp_{n}']}/{row[f'fp_{n}']}/{row[f'fn_{n}']}</td>" for n in REGION_NAMES)
+        cells += "".join(f"<td>{row[f'tp_{n}']}/{row[f'fp_{n}']}/{row[f'fn_{n}']}</td>" for n in names)
         body.append(f"<tr><td><a href='#{_esc(row['case'])}'>{_esc(row['case'])}</a></td>{cells}</tr>")
     for stat in ("mean", "median"):
         cells = "".join(f"<td>{_num(summary[k][stat], d)}</td>" for k, _, d in keys)
         cells += "".join(f"<td>{_num(summary[f'tp_{n}'][stat], 1)}/{_num(summary[f'fp_{n}'][stat], 1)}/"
-                         f"{_num(summary[f'fn_{n}'][stat], 1)}</td>" for n in REGION_NAMES)
+                         f"{_num(summary[f'fn_{n}'][stat], 1)}</td>" for n in names)
         body.append(f"<tr class='{stat}'><th>{stat} of {summary['cases']}</th>{cells}</tr>")
     lesions = "".join(f"<tr><td>{n}</td><td>{_num(summary[f'lesion_sensitivity_{n}'])}</td>"
-                      f"<td>{_num(summary[f'fp_per_case_{n}'], 2)}</td></tr>" for n in REGION_NAMES)
+                      f"<td>{_num(summary[f'fp_per_case_{n}'], 2)}</td></tr>" for n in names)
     parts = [f"<p class='note'>{_esc(NOTICE)}</p>",
              f"<p id='standard'>{_esc(STANDARDS.get(summary.get('standard', 'brats2023'), ''))}</p>",
              "<p>Data: <a href='metrics.csv'>metrics.csv</a> (one row per case), "
@@ -97,15 +101,15 @@ def write_report(out_dir: str | Path, rows: list[dict], summary: dict, *, overla
     if froc:
         det = summary["detection"]
         cells = "".join(f"<tr><td>{n}</td><td>{_num(det[n]['ap_iou0.1'])}</td>"
-                        + "".join(f"<td>{_num(v)}</td>" for v in det[n]["froc"].values()) + "</tr>" for n in REGION_NAMES)
-        rates = "".join(f"<th>sens @ {_esc(k)}{' FP/case' if k != 'mean' else ''}</th>" for k in det[REGION_NAMES[0]]["froc"])
+                        + "".join(f"<td>{_num(v)}</td>" for v in det[n]["froc"].values()) + "</tr>" for n in det)
+        rates = "".join(f"<th>sens @ {_esc(k)}{' FP/case' if k != 'mean' else ''}</th>" for k in det[next(iter(det))]["froc"])
         parts.append(f"<h2>Lesion detection</h2><p>From each predicted lesion's detection score; a hit is lesion IoU &ge; 0.1.</p>"
                      f"<table id='detection'><tr><th>region</th><th>AP@IoU0.1</th>{rates}</tr>{cells}</table>"
                      f"<img src='{_esc(froc)}' alt='FROC curve'>")
     pictures = "".join(f"<div class='case' id='{_esc(cid)}'><h3>{_esc(cid)}</h3>"
                        f"<img src='{_esc(png)}' alt='{_esc(cid)} overlay'></div>" for cid, png in overlays.items())
     parts.append("<h2>Overlays</h2><p>Radiological view (patient right on screen left). One row per lesion, "
-                 "largest first. Ground truth as a filled tint, prediction as contours; WT sky blue, TC yellow, ET vermillion; "
+                 "largest first. Ground truth as a filled tint, prediction as contours; WT sky blue, TC yellow, ET vermillion, resection cavity (BraTS 2024) blue; "
                  "last column: false positive reddish purple, false negative bluish green.</p>" + pictures)
     parts.append(_provenance_table(provenance or {}))
     return _write(out_dir / "index.html", _page(title, "".join(parts)))
