@@ -112,7 +112,7 @@ def test_lesions_join_across_tissues_as_the_2024_code_does():
 
 def test_2024_lesion_size_limits_differ_by_region():
     ref = np.zeros((30, 30, 30), bool)
-    ref[5:8, 5:8, 5:7] = True  # 18 mm3: counted by the ET / RC rule (> 10), left out by WT / TC / NETC / SNFH (<= 20)
+    ref[5:8, 5:8, 5:7] = True  # 18 mm3: counted by the 2024 ET rule (> 10), left out by the others (<= 20)
     pred = np.zeros_like(ref)
     assert lesionwise(pred, ref, min_mm3=10.0)["fn"] == 1
     assert lesionwise(pred, ref, min_mm3=20.0)["fn"] == 0
@@ -200,3 +200,18 @@ def test_followup_with_surgery_reports_the_cavity_beside_the_lesions(tmp_path):
     same = labels_onto(labels, segs[1], segs[1])
     assert np.array_equal(same == RESECTION_CAVITY, labels == RESECTION_CAVITY)
     assert np.array_equal(regions_from_labels(same), regions_from_labels(labels))
+
+
+def test_2024_predictions_lose_small_lesions_and_misses_cost_337(tmp_path):
+    from gliomask.evaluation.brats2024 import MISS_HD95, tissue_lesions
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[_ball(labels.shape, (20, 20, 20), 6)] = OEDEMA
+    labels[30:32, 30:32, 30:32] = OEDEMA  # 8 voxels far away: a predicted lesion too small to count
+    pred = tissue_lesions(labels, prediction=True)
+    truth = tissue_lesions(labels)
+    assert pred["SNFH"][31, 31, 31] == 0 and truth["SNFH"][31, 31, 31] > 0
+    assert pred["WT"][20, 20, 20] > 0 and len(np.unique(pred["WT"][pred["WT"] > 0])) == 1
+    ref = labels == OEDEMA
+    none = np.zeros_like(ref)
+    assert lesionwise(none, ref, min_mm3=20.0, miss_hd95=MISS_HD95)["lesion_hd95"] == MISS_HD95

@@ -1,17 +1,23 @@
-"""BraTS 2024 post-treatment glioma scoring rules (the official ``metrics_GLI.py`` for that year).
+"""BraTS 2024 post-treatment glioma scoring rules: the official ``metrics_GLI.py`` of
+github.com/rachitsaluja/BraTS-2024-Metrics as it stood for the 2024 challenge (commit 9a0ab9c, 2024-07-17).
 
 Regions, in the official order: WT (NETC + SNFH + ET), TC (NETC + ET), NETC, SNFH, ET and RC, the
-resection cavity, which is in neither WT nor TC. Full-region Dice, HD95, sensitivity and specificity
-are the 2023 ones. Lesion-wise scoring differs from 2023 in two ways:
+resection cavity, which is in neither WT nor TC. Against the 2023 rules:
 
-- reference lesions of at most 20 mm3 (WT, TC, NETC, SNFH) or 10 mm3 (ET, RC) are left out (2023: 50);
-- for the four single labels, reference lesions are first merged by their dilation as in 2023 and then
-  across tissues: the components of one label that touch (18-connectivity, one voxel) the same
-  component of another label become one lesion. The official code joins NETC by ET then RC; ET by NETC
-  then RC; RC by ET then NETC; SNFH by ET, RC, then NETC, each step against the other label's
-  dilation-merged components, and applies a step only when it finds more than one touching pair. Each
-  component takes the lesion of the first (lowest-numbered) component it touches. These rules are
-  reproduced here, quirks included, so that the figures are the leaderboard's.
+- lesions (reference and prediction alike) are components merged where their dilations meet: 3 times
+  (18-connectivity) for WT, TC, SNFH and ET, 5 times for NETC and RC (the official code names SNFH
+  "SFNH" in that test, so SNFH keeps 3);
+- predicted lesions of at most 20 voxels (ET: 10) are removed before anything is scored, full-region
+  Dice and HD95 included; reference lesions of at most 20 mm3 (ET: 10) are left out of the lesion-wise
+  scores and counts (2023: 50 mm3);
+- for the four single labels, lesions of one label that touch (one voxel, 18-connectivity) the same
+  lesion of another label become one lesion: NETC by ET then RC; ET by NETC then RC; RC by ET then NETC;
+  SNFH by ET, RC, then NETC, each step against the other label's merged lesions and applied only when
+  it finds more than one touching pair; each lesion takes the number of the first lesion it touches;
+- a miss or a false positive, and an HD95 with one side empty, count 337 mm (2023: 374).
+
+Not reproduced: the official sensitivity and specificity compare lesion numbers rather than masks
+(``result_array == 1`` on numbered maps); here they are the masks' own, as in 2023.
 """
 
 from __future__ import annotations
@@ -25,15 +31,17 @@ from gliomask.labels import SCORED_REGIONS, label_mask
 
 REGIONS = SCORED_REGIONS["brats2024"]
 REGION_NAMES = tuple(name for name, _ in REGIONS)
-MIN_LESION_MM3 = {"WT": 20.0, "TC": 20.0, "NETC": 20.0, "SNFH": 20.0, "ET": 10.0, "RC": 10.0}
+MIN_LESION = {"WT": 20.0, "TC": 20.0, "NETC": 20.0, "SNFH": 20.0, "ET": 10.0, "RC": 20.0}  # mm3 (truth), voxels (prediction)
+DILATIONS = {"WT": 3, "TC": 3, "NETC": 5, "SNFH": 3, "ET": 3, "RC": 5}
+MISS_HD95 = 337.0
 # label -> the other labels whose touching components join its lesions, in the official order
 JOINED_BY = {"NETC": ("ET", "RC"), "ET": ("NETC", "RC"), "RC": ("ET", "NETC"), "SNFH": ("ET", "RC", "NETC")}
 
 
-def dilation_lesions(mask: np.ndarray) -> np.ndarray:
+def dilation_lesions(mask: np.ndarray, iterations: int = DILATION_ITERATIONS) -> np.ndarray:
     """Int32 like ``mask``: each voxel of ``mask`` numbered by the 26-connected component of the mask's
-    3-fold 18-connected dilation it lies in (lesions whose dilations meet share a number)."""
-    dilated = ndimage.binary_dilation(mask, structure=DILATION_STRUCTURE, iterations=DILATION_ITERATIONS)
+    ``iterations``-fold 18-connected dilation it lies in (lesions whose dilations meet share a number)."""
+    dilated = ndimage.binary_dilation(mask, structure=DILATION_STRUCTURE, iterations=iterations)
     groups = cc3d.connected_components(dilated, connectivity=26).astype(np.int32)
     return np.where(mask, groups, 0)
 
@@ -68,11 +76,22 @@ def join(a: np.ndarray, pairs: set[tuple[int, int]]) -> np.ndarray:
     return out
 
 
-def tissue_lesions(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Internal label map (crop) -> {NETC, SNFH, ET, RC: Int32 reference lesion ids}, joined as the module says."""
+def drop_small(ids: np.ndarray, max_voxels: float) -> np.ndarray:
+    """``ids`` without the lesions of at most ``max_voxels`` voxels."""
+    numbers, counts = np.unique(ids, return_counts=True)
+    small = numbers[(counts <= max_voxels) & (numbers != 0)]
+    return np.where(np.isin(ids, small), 0, ids) if small.size else ids
+
+
+def tissue_lesions(labels: np.ndarray, prediction: bool = False) -> dict[str, np.ndarray]:
+    """Internal label map (crop) -> {region: Int32 lesion ids} for the six regions, merged and joined as
+    the module says; ``prediction``: small lesions removed first, as the official code does to predictions."""
     values = dict(REGIONS)
-    base = {name: dilation_lesions(label_mask(labels, values[name])) for name in JOINED_BY}
-    out = {}
+    base = {}
+    for name, region in values.items():
+        ids = dilation_lesions(label_mask(labels, region), DILATIONS[name])
+        base[name] = drop_small(ids, MIN_LESION[name]) if prediction else ids
+    out = {"WT": base["WT"], "TC": base["TC"]}
     for name, others in JOINED_BY.items():
         ids = base[name]
         for other in others:

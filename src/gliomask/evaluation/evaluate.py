@@ -15,7 +15,7 @@ from scipy import ndimage
 from gliomask.errors import GliomaskError
 
 from gliomask.evaluation.detection import average_precision, froc, match_lesions, median_true_lesion_score
-from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, MIN_GT_MM3, lesionwise, matched_counts
+from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, LESION_MISS_HD95, MIN_GT_MM3, lesionwise, matched_counts
 from gliomask.evaluation.metrics import region_metrics
 from gliomask.io.atomic import atomic_path
 from gliomask.io.brats import (Case, check_output_folder, check_same_grid, convert_labels, discover_cases, read_labels,
@@ -24,7 +24,7 @@ from gliomask.io.nifti import read_nifti
 from gliomask.labels import CAVITY_2024, SCORED_REGIONS, regions_from_labels
 from gliomask.utils import bounding_box, progress_bar, write_json
 
-CROP_PAD = DILATION_ITERATIONS * 2 + 2  # beyond lesionwise's own box padding
+CROP_PAD = DILATION_ITERATIONS * 2 + 2  # beyond lesionwise's own box padding (and BraTS 2024's 5-fold dilation)
 METRICS = ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95", "tp", "fp", "fn")
 STANDARDS = ("auto", "brats2023", "brats2024", "legacy")
 
@@ -71,21 +71,28 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     box = bounding_box((pred != 0) | (ref != 0), pad=CROP_PAD) or tuple(slice(0, 1) for _ in pred.shape)
     regions, names = SCORED_REGIONS[standard], region_names(standard)
     p, r = regions_from_labels(pred[box], regions), regions_from_labels(ref[box], regions)
+    lesion_ids, pred_ids, min_mm3, miss = {}, {}, dict.fromkeys(names, MIN_GT_MM3), LESION_MISS_HD95
+    if standard == "brats2024":  # lesions grouped on both sides; small predicted lesions gone before any figure
+        from gliomask.evaluation.brats2024 import MIN_LESION, MISS_HD95, tissue_lesions
+
+        lesion_ids, pred_ids = tissue_lesions(ref[box]), tissue_lesions(pred[box], prediction=True)
+        p = np.stack([pred_ids[n] > 0 for n in names])
+        min_mm3, miss = MIN_LESION, MISS_HD95
     row = {"case": case.case_id}
     row.update(region_metrics(p, r, spacing, names=names, standard="legacy" if standard == "legacy" else "brats2023",
                               volume_voxels=pred.size))
+    if standard == "brats2024":
+        for name, pr, rr in zip(names, p, r):
+            if pr.any() != rr.any():
+                row[f"hd95_{name}"] = miss
     voxel_ml = float(np.prod(spacing)) / 1000.0
     for name, pr, rr in zip(names, p, r):
         row[f"volume_gt_ml_{name}"] = round(int(rr.sum()) * voxel_ml, 4)
         row[f"volume_pred_ml_{name}"] = round(int(pr.sum()) * voxel_ml, 4)
-    lesion_ids, min_mm3 = {}, dict.fromkeys(names, MIN_GT_MM3)
-    if standard == "brats2024":
-        from gliomask.evaluation.brats2024 import MIN_LESION_MM3, tissue_lesions
-
-        lesion_ids, min_mm3 = tissue_lesions(ref[box]), MIN_LESION_MM3
     for name, pr, rr in zip(names, p, r):
         scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard != "legacy" else None,
-                            min_mm3=min_mm3[name], lesions=lesion_ids.get(name))
+                            min_mm3=min_mm3[name], lesions=lesion_ids.get(name), pred_lesions=pred_ids.get(name),
+                            miss_hd95=miss)
         if standard == "legacy":
             scores.update(matched_counts(pr, rr))
         for k, v in scores.items():
