@@ -73,7 +73,7 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     p, r = regions_from_labels(pred[box], regions), regions_from_labels(ref[box], regions)
     lesion_ids, pred_ids, min_mm3, miss = {}, {}, dict.fromkeys(names, MIN_GT_MM3), LESION_MISS_HD95
     if standard == "brats2024":  # lesions grouped on both sides; small predicted lesions gone before any figure
-        from gliomask.evaluation.brats2024 import MIN_LESION, MISS_HD95, tissue_lesions
+        from gliomask.evaluation.brats2024 import DILATIONS, MIN_LESION, MISS_HD95, tissue_lesions
 
         lesion_ids, pred_ids = tissue_lesions(ref[box]), tissue_lesions(pred[box], prediction=True)
         p = np.stack([pred_ids[n] > 0 for n in names])
@@ -92,7 +92,7 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     for name, pr, rr in zip(names, p, r):
         scores = lesionwise(pr, rr, spacing, whole_hd95=row[f"hd95_{name}"] if standard != "legacy" else None,
                             min_mm3=min_mm3[name], lesions=lesion_ids.get(name), pred_lesions=pred_ids.get(name),
-                            miss_hd95=miss)
+                            miss_hd95=miss, reach=DILATIONS[name] if standard == "brats2024" else DILATION_ITERATIONS)
         if standard == "legacy":
             scores.update(matched_counts(pr, rr))
         for k, v in scores.items():

@@ -33,7 +33,8 @@ MIN_GT_MM3 = 50.0  # ground-truth lesions of this volume or less are ignored
 
 def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, whole_hd95: float | None = None,
                with_hd95: bool = True, min_mm3: float = MIN_GT_MM3, lesions: np.ndarray | None = None,
-               pred_lesions: np.ndarray | None = None, miss_hd95: float = LESION_MISS_HD95) -> dict[str, float]:
+               pred_lesions: np.ndarray | None = None, miss_hd95: float = LESION_MISS_HD95,
+               reach: int = DILATION_ITERATIONS) -> dict[str, float]:
     """Lesion-wise Dice, HD95 (mm) and TP/FP/FN counts of Bool [X, Y, Z] prediction and reference.
 
     ``min_mm3``: reference lesions of this volume or less are left out (BraTS 2023: 50; 2024: 20 or 10 by
@@ -41,7 +42,8 @@ def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, wh
     grouped otherwise than by the dilation (BraTS 2024 also joins lesions across tissues,
     `gliomask.evaluation.brats2024`); each id's own dilation then finds its predicted components.
     ``pred_lesions``: Int [X, Y, Z] predicted lesion ids (0 outside ``pred``) when predicted components are
-    grouped too (BraTS 2024); ``miss_hd95``: the HD95 of a miss or a false positive (2023: 374; 2024: 337).
+    grouped too (BraTS 2024); ``miss_hd95``: the HD95 of a miss or a false positive (2023: 374; 2024: 337);
+    ``reach``: how many dilations of a grouped lesion find its predicted lesions (2024: 5 for NETC and RC).
 
     ``with_hd95=False`` skips the surface distances (``lesion_hd95`` is then not meaningful): for a
     post-processing search that needs the lesion-wise Dice many times.
@@ -69,8 +71,8 @@ def lesionwise(pred: np.ndarray, ref: np.ndarray, spacing=(1.0, 1.0, 1.0), *, wh
         ids = lesions[box]
         found = [int(i) for i in np.unique(ids) if i]
         n_groups = len(found)
-        zones = ((ids == i, ndimage.binary_dilation(ids == i, structure=DILATION_STRUCTURE,
-                                                     iterations=DILATION_ITERATIONS)) for i in found)
+        zones = ((ids == i, ndimage.binary_dilation(ids == i, structure=DILATION_STRUCTURE, iterations=reach))
+                 for i in found)
     touched: set[int] = set()
     scores, tp, fn = [], 0, 0
     for lesion, zone in zones:

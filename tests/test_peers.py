@@ -1,0 +1,65 @@
+"""bench/peers.py end to end on two tiny synthetic cases: every installed system trains for a few seconds,
+predicts the other case, and its label map comes back on the input's grid with BraTS label values."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from gliomask.data.synth import BRATS_AFFINE, synth_case, write_case
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _small_case(root: Path, index: int, edition: str) -> str:
+    """A synthetic case cut to 80 x 80 x 40 voxels around its tumour inside a zero border (96 x 96 x 48
+    voxels: skull-stripped images have background 0), with the BraTS affine shifted to the crop's corner."""
+    images, seg = synth_case(index, 3, anatomy="simple")
+    centre = np.argwhere(seg > 0).mean(0).astype(int) if seg.any() else np.array([120, 120, 70])
+    size, border = np.array([80, 80, 40]), np.array([8, 8, 4])
+    lo = np.clip(centre - size // 2, 0, np.array(seg.shape) - size)
+    inner = tuple(slice(b, b + n) for b, n in zip(border, size))
+    box = tuple(slice(a, a + n) for a, n in zip(lo, size))
+
+    def cut(volume):
+        out = np.zeros(tuple(size + 2 * border), volume.dtype)
+        out[inner] = volume[box]
+        return out
+
+    affine = BRATS_AFFINE.copy()
+    affine[:3, 3] = BRATS_AFFINE[:3, :3] @ (lo - border) + BRATS_AFFINE[:3, 3]
+    case_id = f"BraTS19_SMALL_{index:03d}_1" if edition == "2019" else f"BraTS-GLI-{index:05d}-000"
+    write_case(root / case_id, case_id, edition, {m: cut(v) for m, v in images.items()}, cut(seg))
+    for path in (root / case_id).iterdir():  # write_case puts the BraTS affine; the crop has its own
+        img = nib.load(str(path))
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine, img.header), str(path))
+    return case_id
+
+
+def test_peers_bench_returns_label_maps_on_the_input_grid(tmp_path):
+    train, test = tmp_path / "train", tmp_path / "test"
+    _small_case(train, 2, "2019")
+    case_id = _small_case(test, 4, "2023")  # 2023 names: enhancing comes back as 3
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "peers.py"), "--train", str(train), "--test", str(test),
+                           "--minutes", "0.3", "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row["system"]: row for row in json.loads((out / "peers.json").read_text())["rows"]}
+    assert set(rows) == {"gliomask", "monai_segresnet", "flair_otsu"}
+    reference = nib.load(str(test / case_id / f"{case_id}-t2f.nii.gz"))
+    for system, row in rows.items():
+        if system == "monai_segresnet" and importlib.util.find_spec("monai") is None:
+            assert "not installed" in row["skipped"]
+            continue
+        assert "failed" not in row and "skipped" not in row, row
+        img = nib.load(str(out / system / "pred" / f"{case_id}_seg.nii.gz"))
+        assert img.shape == reference.shape and np.allclose(img.affine, reference.affine)
+        assert set(np.unique(np.asarray(img.dataobj)).tolist()) <= {0, 1, 2, 3}
+        assert 0.0 <= row["Dice WT"] <= 1.0 and row["peak RSS MB"] > 0
+    assert rows["flair_otsu"]["Dice WT"] > 0.2  # the baseline finds the bright oedema
