@@ -116,8 +116,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
 def dataset_edition(metas: list[dict]) -> str:
     """The label edition of a prepared set: brats2024 when any case holds a resection cavity, else the
     first case's (2019 names: brats2019; 2023 names: brats2023)."""
-    editions = {m.get("label_edition", m.get("convention", "brats2019")) for m in metas}
-    return "brats2024" if "brats2024" in editions else (metas[0].get("label_edition", "brats2019") if metas else "brats2019")
+    return "brats2024" if any(m["label_edition"] == "brats2024" for m in metas) else metas[0]["label_edition"]
 
 
 def _median(values) -> float | None:

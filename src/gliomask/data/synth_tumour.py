@@ -185,13 +185,14 @@ def paint_tumours(rng, plans, points_i, frac, values, seg, owner: np.ndarray | N
         else:
             enh = np.zeros_like(core)
 
-        sub = seg[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        sub = seg[box]
         sub[oedema & (sub == 0)] = OEDEMA
         sub[core & ~enh] = NECROTIC
         sub[enh] = ENHANCING
         if owner is not None:
-            mine = (oedema & (owner[tuple(slice(a, b) for a, b in zip(lo, hi))] == 0)) | core
-            owner[tuple(slice(a, b) for a, b in zip(lo, hi))][mine] = identities[k] if identities else k + 1
+            mine = (oedema & (owner[box] == 0)) | core
+            owner[box][mine] = identities[k] if identities else k + 1
 
         jitter = {m: float(rng.uniform(0.85, 1.15)) for m in values}
         texture = 1 + 0.1 * coarse_noise(rng, u / 6, v / 6, w / 6, freq=(1.0, 3.0))

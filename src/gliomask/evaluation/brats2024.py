@@ -30,7 +30,6 @@ from gliomask.evaluation.lesionwise import DILATION_ITERATIONS, DILATION_STRUCTU
 from gliomask.labels import SCORED_REGIONS, label_mask
 
 REGIONS = SCORED_REGIONS["brats2024"]
-REGION_NAMES = tuple(name for name, _ in REGIONS)
 MIN_LESION = {"WT": 20.0, "TC": 20.0, "NETC": 20.0, "SNFH": 20.0, "ET": 10.0, "RC": 20.0}  # mm3 (truth), voxels (prediction)
 DILATIONS = {"WT": 3, "TC": 3, "NETC": 5, "SNFH": 3, "ET": 3, "RC": 5}
 MISS_HD95 = 337.0

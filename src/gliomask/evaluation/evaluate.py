@@ -37,10 +37,8 @@ def region_names(standard: str) -> tuple[str, ...]:
 def choose_standard(cases: list[Case]) -> tuple[str, str]:
     """``--standard auto``: (standard, why). BraTS 2024 rules when a reference with 2023-style names holds
     label 4, the 2024 resection cavity; else the BraTS 2023 official rules."""
-    from gliomask.io.nifti import read_nifti as _read
-
     named_2023 = [c for c in cases if c.convention == "brats2023"]
-    with_cavity = [c.case_id for c in named_2023 if np.any(_read(Path(c.seg))[1] == CAVITY_2024)]
+    with_cavity = [c.case_id for c in named_2023 if np.any(read_nifti(Path(c.seg))[1] == CAVITY_2024)]
     if with_cavity:
         return "brats2024", (f"BraTS 2024 post-treatment labels: a resection cavity (label 4) in {len(with_cavity)} "
                              f"of {len(cases)} references")
@@ -70,7 +68,7 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
     # label maps, widened past the lesion-wise dilation's reach (the same numbers as on the volume).
     box = bounding_box((pred != 0) | (ref != 0), pad=CROP_PAD) or tuple(slice(0, 1) for _ in pred.shape)
     regions, names = SCORED_REGIONS[standard], region_names(standard)
-    p, r = regions_from_labels(pred[box], regions), regions_from_labels(ref[box], regions)
+    r = regions_from_labels(ref[box], regions)
     lesion_ids, pred_ids, min_mm3, miss = {}, {}, dict.fromkeys(names, MIN_GT_MM3), LESION_MISS_HD95
     if standard == "brats2024":  # lesions grouped on both sides; small predicted lesions gone before any figure
         from gliomask.evaluation.brats2024 import DILATIONS, MIN_LESION, MISS_HD95, tissue_lesions
@@ -78,6 +76,8 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
         lesion_ids, pred_ids = tissue_lesions(ref[box]), tissue_lesions(pred[box], prediction=True)
         p = np.stack([pred_ids[n] > 0 for n in names])
         min_mm3, miss = MIN_LESION, MISS_HD95
+    else:
+        p = regions_from_labels(pred[box], regions)
     row = {"case": case.case_id}
     row.update(region_metrics(p, r, spacing, names=names, standard="legacy" if standard == "legacy" else "brats2023",
                               volume_voxels=pred.size))

@@ -19,7 +19,7 @@ from gliomask.viz.palette import REGION_COLOURS, REGION_WIDTHS
 CSV_FIELDS = ("track", "timepoint", "name", "present", "wt_ml", "tc_ml", "et_ml", "necrosis_ml", "oedema_ml",
               "product_mm2", "measurable", "wt_change_from_baseline_ml", "wt_change_from_baseline_pct",
               "wt_change_from_nadir_ml", "wt_change_from_nadir_pct")
-CONTOURS = ("WT", "TC", "ET", "RC")  # the palette of every gliomask picture (gliomask.viz.palette)
+CONTOURS = dict([*REGIONS, CAVITY_REGION])  # name -> labels; drawn in the palette of every gliomask picture
 
 
 def write_outputs(out: Path, report: dict, labels: list[np.ndarray], scans: list[np.ndarray | None],
@@ -72,8 +72,8 @@ def _track_picture(path: Path, track: str, report: dict, labels, scans, affine, 
             ax.imshow(img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6), interpolation="nearest")
         else:
             ax.imshow(np.zeros(lab.shape), cmap="gray", vmin=0, vmax=1)
-        for name in CONTOURS:
-            region = label_mask(lab, dict([*REGIONS, CAVITY_REGION])[name])
+        for name, values in CONTOURS.items():
+            region = label_mask(lab, values)
             if region.any():
                 ax.contour(region.astype(float), levels=[0.5], colors=[REGION_COLOURS[name]], linewidths=REGION_WIDTHS[name] * 0.6)
         rows_t = [r for r in report["tracks"][track] if r["timepoint"] == t][0]
