@@ -1,7 +1,7 @@
 """gliomask beside what users would pick instead, on the same patients, machine and training budget.
 
-    python bench/peers.py --train DIR --test DIR [--minutes 25] [--peers gliomask,monai_segresnet,flair_otsu]
-                          [--modalities t1,t1ce,t2,flair] [--threads 2] [--out bench/out/peers]
+    python bench/peers.py --train DIR --test DIR [--minutes 25] [--peers gliomask,monai_segresnet,...]
+                          [--modalities t1,t1ce,t2,flair] [--threads 2] [--device cpu] [--out bench/out/peers]
 
 DIR: any BraTS-layout folder (2019 or 2023 names). Each system trains on ``--train`` for ``--minutes``
 of wall-clock time, predicts every case of ``--test`` into ``OUT/<system>/pred/<case>_seg.nii.gz`` (the
@@ -17,9 +17,13 @@ Systems:
   1-2-2-4, up 1-1-1; sigmoid WT/TC/ET outputs, Dice loss), trained from scratch with MONAI's own
   transforms on 96^3 crops, Adam 1e-4 with cosine decay over the budget, predicted with MONAI's sliding
   window (128^3, overlap 0.5); ``pip install 'gliomask[peers]'``.
+- ``nnunet_2d``, ``nnunet_3d_fullres``: nnU-Net v2 (``pip install 'gliomask[peers]'``), planned,
+  preprocessed, trained region-based (WT/TC/ET) and predicted by nnU-Net itself; a trainer subclass stops
+  on the clock (see ``bench/peers_nnunet.py``). Predicted with mirroring TTA (nnU-Net's default) and again
+  without: the second is the row ``<system> noTTA``.
 - ``flair_otsu``: a baseline without training: FLAIR above its Otsu threshold inside the brain, components
   of at least 1 mL, labelled oedema (whole tumour only; TC and ET empty).
-Not yet here: nnU-Net v2 (2d, 3d_fullres) and torchvision's default Mask R-CNN pipeline.
+Not yet here: torchvision's default Mask R-CNN pipeline.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit, own_peak_rss_mb  # noqa: E402
 
-PEERS = ("gliomask", "monai_segresnet", "flair_otsu")
-NEEDS = {"monai_segresnet": "monai"}  # peer -> the module it needs
+PEERS = ("gliomask", "monai_segresnet", "nnunet_2d", "nnunet_3d_fullres", "flair_otsu")
+NEEDS = {"monai_segresnet": "monai", "nnunet_2d": "nnunetv2", "nnunet_3d_fullres": "nnunetv2"}  # peer -> its module
 
 
 def available(peer: str) -> str | None:
@@ -62,7 +66,8 @@ def write_prediction(labels: np.ndarray, case, reference, out_dir: Path) -> None
 
 # --- the systems (each runs in a child process: `--system NAME`) -------------------------------------
 
-def run_gliomask(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path) -> dict:
+def run_gliomask(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path,
+                 device: str = "cpu") -> dict:
     from gliomask.config import load_config
     from gliomask.data.prepare import PrepareSettings, prepare
     from gliomask.engine.train import train
@@ -71,11 +76,11 @@ def run_gliomask(train_dir: Path, test_cases, minutes: float, work: Path, modali
     t0 = time.monotonic()
     prepare(train_dir, work / "prepared", PrepareSettings(modalities=modalities, folds=1, allow_missing=True),
             workers=1, progress=False)
-    overrides = [f"train.max_minutes={minutes}", "infer.tune=false", "train.val_every=1000"]
+    overrides = [f"train.max_minutes={minutes}", "infer.tune=false", "train.val_every=1000", f"train.device={device}"]
     summary = train(work / "prepared", work / "run", load_config(ROOT / "configs" / "cpu_light.yaml", overrides),
                     fold=None, progress=False)  # every training case; no validation split
     train_s = time.monotonic() - t0
-    predictor = Predictor.from_checkpoint(work / "run" / "best.pt", device="cpu")
+    predictor = Predictor.from_checkpoint(work / "run" / "best.pt", device=device)
     seconds = []
     for case in test_cases:
         t1 = time.monotonic()
@@ -103,7 +108,8 @@ def _segresnet(channels: int):
                      out_channels=3, dropout_prob=0.2)
 
 
-def run_monai_segresnet(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path) -> dict:
+def run_monai_segresnet(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path,
+                        device: str = "cpu") -> dict:
     import torch
     from monai.data import DataLoader, Dataset
     from monai.inferers import sliding_window_inference
@@ -131,7 +137,7 @@ def run_monai_segresnet(train_dir: Path, test_cases, minutes: float, work: Path,
         RandShiftIntensityd(keys="image", offsets=0.1, prob=1.0),
     ])
     loader = DataLoader(Dataset(data, augment), batch_size=1, shuffle=True, num_workers=0)
-    model = _segresnet(len(mods))
+    model = _segresnet(len(mods)).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-5)
     loss_fn = DiceLoss(smooth_nr=0, smooth_dr=1e-5, squared_pred=True, to_onehot_y=False, sigmoid=True)
     budget, steps = minutes * 60.0, 0
@@ -144,7 +150,7 @@ def run_monai_segresnet(train_dir: Path, test_cases, minutes: float, work: Path,
             for group in optimiser.param_groups:  # cosine decay over the wall-clock budget
                 group["lr"] = 1e-4 * 0.5 * (1 + np.cos(np.pi * min(elapsed / budget, 1.0)))
             optimiser.zero_grad()
-            loss = loss_fn(model(batch["image"]), batch["label"])
+            loss = loss_fn(model(batch["image"].to(device)), batch["label"].to(device))
             loss.backward()
             optimiser.step()
             steps += 1
@@ -157,9 +163,9 @@ def run_monai_segresnet(train_dir: Path, test_cases, minutes: float, work: Path,
     for case in test_cases:
         t1 = time.monotonic()
         image, _, reference = _monai_arrays(case, mods)
-        x = torch.as_tensor(np.asarray(normalise({"image": image})["image"]))[None]
+        x = torch.as_tensor(np.asarray(normalise({"image": image})["image"]))[None].to(device)
         with torch.no_grad():
-            prob = torch.sigmoid(sliding_window_inference(x, (128, 128, 128), 1, model, overlap=0.5))[0].numpy()
+            prob = torch.sigmoid(sliding_window_inference(x, (128, 128, 128), 1, model, overlap=0.5))[0].cpu().numpy()
         regions = prob > 0.5
         regions[1] &= regions[0]
         regions[2] &= regions[1]
@@ -168,7 +174,8 @@ def run_monai_segresnet(train_dir: Path, test_cases, minutes: float, work: Path,
     return {"train_s": train_s, "predict_s": seconds, "steps": steps}
 
 
-def run_flair_otsu(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path) -> dict:
+def run_flair_otsu(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path,
+                   device: str = "cpu") -> dict:
     from scipy import ndimage
 
     from gliomask.io.brats import load_case
@@ -198,7 +205,17 @@ def run_flair_otsu(train_dir: Path, test_cases, minutes: float, work: Path, moda
     return {"train_s": 0.0, "predict_s": seconds, "steps": 0}
 
 
-SYSTEMS = {"gliomask": run_gliomask, "monai_segresnet": run_monai_segresnet, "flair_otsu": run_flair_otsu}
+def _nnunet(configuration: str):
+    def run(*args, device: str = "cpu"):
+        from peers_nnunet import run_nnunet
+
+        return run_nnunet(configuration, write_prediction, *args, device=device)
+
+    return run
+
+
+SYSTEMS = {"gliomask": run_gliomask, "monai_segresnet": run_monai_segresnet, "nnunet_2d": _nnunet("2d"),
+           "nnunet_3d_fullres": _nnunet("3d_fullres"), "flair_otsu": run_flair_otsu}
 
 
 def child(args) -> int:
@@ -211,10 +228,17 @@ def child(args) -> int:
     work = args.out / args.system
     pred = work / "pred"
     pred.mkdir(parents=True, exist_ok=True)
-    stats = SYSTEMS[args.system](args.train, discover_cases(args.test), args.minutes, work, args.modalities, pred)
+    stats = SYSTEMS[args.system](args.train, discover_cases(args.test), args.minutes, work, args.modalities, pred,
+                                 device=args.device)
     stats["peak_rss_mb"] = own_peak_rss_mb()
     (work / "stats.json").write_text(json.dumps(stats))
     return 0
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
 
 
 def score(pred: Path, test: Path) -> dict:
@@ -244,6 +268,7 @@ def main() -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, from {', '.join(PEERS)}")
     ap.add_argument("--modalities", default="t1,t1ce,t2,flair")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU comparison (every system on it)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "peers")
     ap.add_argument("--system", choices=PEERS, help=argparse.SUPPRESS)  # internal: run one system
     args = ap.parse_args()
@@ -273,17 +298,22 @@ def main() -> int:
         print(f"{peer}: training {args.minutes:g} min on {len(train_ids)} case(s), then predicting {len(test_ids)}", flush=True)
         cmd = [sys.executable, __file__, "--system", peer, "--train", str(args.train), "--test", str(args.test),
                "--minutes", str(args.minutes), "--modalities", args.modalities, "--threads", str(args.threads),
-               "--out", str(args.out)]
+               "--device", args.device, "--out", str(args.out)]
         done = subprocess.run(cmd, env=env)
         if done.returncode != 0:
             rows.append({"system": peer, "failed": f"exit {done.returncode}"})
             continue
         stats = json.loads((args.out / peer / "stats.json").read_text())
-        rows.append({"system": peer, **score(args.out / peer / "pred", args.test),
-                     "train min": stats["train_s"] / 60, "steps": stats["steps"],
-                     "predict s/case": float(np.mean(stats["predict_s"])), "peak RSS MB": stats["peak_rss_mb"]})
+        variants = {"": stats, **stats.get("variants", {})}  # a variant: the same model predicted another way
+        for variant, predicted in variants.items():
+            rows.append({"system": f"{peer} {variant}".strip(),
+                         **score(args.out / peer / (f"pred_{variant}" if variant else "pred"), args.test),
+                         "train min": stats["train_s"] / 60, "steps": stats["steps"],
+                         "predict s/case": float(np.mean(predicted["predict_s"])),
+                         "peak RSS MB": stats["peak_rss_mb"]})
     meta = {"train": str(args.train), "test": str(args.test), "test cases": test_ids, "minutes": args.minutes,
-            "threads": args.threads, "modalities": args.modalities, "machine": f"{os.cpu_count()} CPUs"}
+            "threads": args.threads, "modalities": args.modalities, "device": args.device,
+            "machine": f"{os.cpu_count()} CPUs" + (f", {_gpu_name()}" if args.device.startswith("cuda") else "")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "peers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     emit("peers", rows, None)

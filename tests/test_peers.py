@@ -1,4 +1,5 @@
-"""bench/peers.py end to end on two tiny synthetic cases: every installed system trains for a few seconds,
+"""bench/peers.py end to end on two tiny synthetic cases: every installed system (gliomask, MONAI, nnU-Net 2d and
+3d_fullres, with and without TTA, the FLAIR baseline) trains for a few seconds,
 predicts the other case, and its label map comes back on the input's grid with BraTS label values."""
 
 from __future__ import annotations
@@ -51,14 +52,21 @@ def test_peers_bench_returns_label_maps_on_the_input_grid(tmp_path):
                            "--minutes", "0.3", "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {row["system"]: row for row in json.loads((out / "peers.json").read_text())["rows"]}
-    assert set(rows) == {"gliomask", "monai_segresnet", "flair_otsu"}
+    has_nnunet = importlib.util.find_spec("nnunetv2") is not None
+    nnunet = {f"nnunet_{c}{v}" for c in ("2d", "3d_fullres") for v in ("", " noTTA")} if has_nnunet else \
+        {"nnunet_2d", "nnunet_3d_fullres"}  # skipped: one row each
+    assert set(rows) == {"gliomask", "monai_segresnet", "flair_otsu"} | nnunet
     reference = nib.load(str(test / case_id / f"{case_id}-t2f.nii.gz"))
+    needs = {"monai_segresnet": "monai", "nnunet": "nnunetv2"}
     for system, row in rows.items():
-        if system == "monai_segresnet" and importlib.util.find_spec("monai") is None:
+        module = needs.get(system.split("_")[0] if system.startswith("nnunet") else system)
+        if module and importlib.util.find_spec(module) is None:
             assert "not installed" in row["skipped"]
             continue
         assert "failed" not in row and "skipped" not in row, row
-        img = nib.load(str(out / system / "pred" / f"{case_id}_seg.nii.gz"))
+        name, _, variant = system.partition(" ")
+        folder = out / name / (f"pred_{variant}" if variant else "pred")
+        img = nib.load(str(folder / f"{case_id}_seg.nii.gz"))
         assert img.shape == reference.shape and np.allclose(img.affine, reference.affine)
         assert set(np.unique(np.asarray(img.dataobj)).tolist()) <= {0, 1, 2, 3}
         assert 0.0 <= row["Dice WT"] <= 1.0 and row["peak RSS MB"] > 0

@@ -54,10 +54,23 @@ def _scan_of(case: Case) -> Path | None:
     return next((Path(case.images[m]) for m in REGISTRATION_IMAGES if m in case.images), None)
 
 
-def check_inputs(paths: list[Path]) -> None:
-    """Before any prediction: at least two timepoints, each there, and case folders with one modality set."""
-    if len(paths) < 2:
+def _require_two(count: int) -> None:
+    if count < 2:
         raise GliomaskError("compare needs at least two timepoints of one patient")
+
+
+def _require_one_modality_set(sets: dict[str, tuple[str, ...]]) -> None:
+    """``sets``: timepoint name -> the modalities its case folder has (label maps left out)."""
+    if len(set(sets.values())) > 1:
+        raise GliomaskError("the timepoints' case folders have different modality sets ("
+                            + "; ".join(f"{name}: {', '.join(mods)}" for name, mods in sets.items())
+                            + "): give every timepoint the same modalities")
+
+
+def check_inputs(paths: list[Path]) -> None:
+    """Before any prediction (the CLI): at least two timepoints, each there, and case folders with one
+    modality set; `compare` checks the same on loaded timepoints (API users)."""
+    _require_two(len(paths))
     sets = {}
     for path in paths:
         if not Path(path).exists():
@@ -65,11 +78,8 @@ def check_inputs(paths: list[Path]) -> None:
         if Path(path).is_dir():
             cases = [c for c in discover_cases(path) if c.images]
             if len(cases) == 1:
-                sets[Path(path)] = tuple(sorted(cases[0].images))
-    if len(set(sets.values())) > 1:
-        raise GliomaskError("the timepoints' case folders have different modality sets ("
-                            + "; ".join(f"{p.name}: {', '.join(m)}" for p, m in sets.items())
-                            + "): give every timepoint the same modalities")
+                sets[Path(path).name] = tuple(sorted(cases[0].images))
+    _require_one_modality_set(sets)
 
 
 def load_timepoint(path: str | Path, predictor=None) -> Timepoint:
@@ -131,13 +141,8 @@ def compare(timepoints: list[Timepoint], *, tolerance_mm: float = DEFAULT_TOLERA
 
     Returns (the report, ``compare.json``; per timepoint UInt8 labels on the first grid; per timepoint its
     Float32 scan on the first grid, or None), the last two for the pictures."""
-    if len(timepoints) < 2:
-        raise GliomaskError("compare needs at least two timepoints of one patient")
-    sets = {tp.modalities for tp in timepoints if tp.modalities is not None}
-    if len(sets) > 1:
-        raise GliomaskError("the timepoints' case folders have different modality sets ("
-                            + "; ".join(f"{tp.name}: {', '.join(tp.modalities)}" for tp in timepoints if tp.modalities)
-                            + "): predict every timepoint from the same modalities")
+    _require_two(len(timepoints))
+    _require_one_modality_set({tp.name: tuple(sorted(tp.modalities)) for tp in timepoints if tp.modalities})
     patients = sorted({followup_patient(tp.name) for tp in timepoints})
     if len(patients) > 1:
         print(f"gliomask: warning: the timepoints are named after different patients ({', '.join(patients)}); "
