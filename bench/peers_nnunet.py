@@ -58,15 +58,13 @@ def _write_labels(case, modalities, target: Path) -> None:
 def convert(train_cases, test_cases, modalities, raw: Path) -> Path:
     """A BraTS-layout case list -> ``raw/Dataset990_gliomaskPeers`` (imagesTr, labelsTr, imagesTs, dataset.json)."""
     folder = raw / DATASET_NAME
+    for subfolder, cases in (("imagesTr", train_cases), ("imagesTs", test_cases)):
+        for case in cases:
+            case.require(modalities)
+            for k, mod in enumerate(modalities):
+                _link(case.images[mod], folder / subfolder / f"{case.case_id}_{k:04d}.nii.gz")
     for case in train_cases:
-        case.require(modalities)
-        for k, mod in enumerate(modalities):
-            _link(case.images[mod], folder / "imagesTr" / f"{case.case_id}_{k:04d}.nii.gz")
         _write_labels(case, modalities, folder / "labelsTr" / f"{case.case_id}.nii.gz")
-    for case in test_cases:
-        case.require(modalities)
-        for k, mod in enumerate(modalities):
-            _link(case.images[mod], folder / "imagesTs" / f"{case.case_id}_{k:04d}.nii.gz")
     dataset = {
         "channel_names": {str(k): CHANNEL_NAMES[m] for k, m in enumerate(modalities)},
         "labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]},
@@ -167,6 +165,7 @@ def run_nnunet(configuration: str, write, train_dir: Path, test_cases, minutes: 
     trainer.set_deep_supervision_enabled(False)
     trainer.network.eval()
     stats = {"train_s": train_s, "steps": trainer.steps, "variants": {}}
+    references = {case.case_id: load_case(case, mods[:1], with_seg=False).reference for case in test_cases}
     for variant, mirroring in (("", True), ("noTTA", False)):
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
                                     perform_everything_on_device=device.type == "cuda", device=device,
@@ -183,11 +182,10 @@ def run_nnunet(configuration: str, write, train_dir: Path, test_cases, minutes: 
                                          overwrite=True, num_processes_preprocessing=1,
                                          num_processes_segmentation_export=1)
             seconds.append(time.monotonic() - t1)
-            loaded = load_case(case, mods[:1], with_seg=False)
             labels = np.asarray(nib.load(str(out / f"{case.case_id}.nii.gz")).dataobj)
             target = pred if not variant else pred.parent / f"pred_{variant}"
             target.mkdir(parents=True, exist_ok=True)
-            write(_to_internal(labels), case, loaded.reference, target)
+            write(_to_internal(labels), case, references[case.case_id], target)
         if variant:
             stats["variants"][variant] = {"predict_s": seconds}
         else:
