@@ -1,6 +1,6 @@
 """gliomask beside what users would pick instead, on the same patients, machine and training budget.
 
-    python bench/peers.py --train DIR --test DIR [--minutes 25] [--peers gliomask,monai_segresnet,...]
+    python bench/peers.py --train DIR --test DIR [--minutes 25] [--peers gliomask,maskrcnn_torchvision,...]
                           [--modalities t1,t1ce,t2,flair] [--threads 2] [--device cpu] [--out bench/out/peers]
 
 DIR: any BraTS-layout folder (2019 or 2023 names). Each system trains on ``--train`` for ``--minutes``
@@ -13,6 +13,13 @@ legacy Dice, training minutes, predict seconds per case, peak RSS.
 
 Systems:
 - ``gliomask``: the documented CPU recipe (``configs/cpu_light.yaml``), ``train.max_minutes`` = budget.
+- ``maskrcnn_torchvision``: the pipeline the project began from, torchvision's default Mask R-CNN as its
+  detection reference trains it (``TORCHVISION_DEFAULT``): ResNet-50 FPN from scratch, torchvision's
+  head sizes and proposal counts, one class per region (WT, TC, ET), the four modalities as four input
+  channels of one slice, SGD at torchvision's learning rate scaled to 4 slices a batch; no dense region
+  head, context slices, modality flags, weight averaging or augmentation. Slices are resized to 240 px as
+  gliomask's are (torchvision's default of 800 px would give each slice 11 times the pixels). Trained and
+  predicted by gliomask's engine (the same slices, budget and post-processing): only model and recipe differ.
 - ``monai_segresnet``: MONAI's SegResNet as its BraTS bundle builds it (16 initial filters, blocks down
   1-2-2-4, up 1-1-1; sigmoid WT/TC/ET outputs, Dice loss), trained from scratch with MONAI's own
   transforms on 96^3 crops, Adam 1e-4 with cosine decay over the budget, predicted with MONAI's sliding
@@ -23,7 +30,6 @@ Systems:
   without: the second is the row ``<system> noTTA``.
 - ``flair_otsu``: a baseline without training: FLAIR above its Otsu threshold inside the brain, components
   of at least 1 mL, labelled oedema (whole tumour only; TC and ET empty).
-Not yet here: torchvision's default Mask R-CNN pipeline.
 """
 
 from __future__ import annotations
@@ -42,7 +48,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit, own_peak_rss_mb  # noqa: E402
 
-PEERS = ("gliomask", "monai_segresnet", "nnunet_2d", "nnunet_3d_fullres", "flair_otsu")
+PEERS = ("gliomask", "maskrcnn_torchvision", "monai_segresnet", "nnunet_2d", "nnunet_3d_fullres", "flair_otsu")
+# torchvision's maskrcnn_resnet50_fpn (weights=None) and references/detection/train.py, in gliomask's settings
+TORCHVISION_DEFAULT = [
+    "model.backbone=resnet50_fpn", "model.version=v1", "model.norm=batch",  # BatchNorm: no pretrained weights here
+    "model.box_head_dim=1024", "model.mask_head_layers=4",  # TwoMLPHead(1024), MaskRCNNHeads(256 x 4)
+    "model.rpn_pre_nms_top_n_train=2000", "model.rpn_post_nms_top_n_train=2000",
+    "model.rpn_pre_nms_top_n_test=1000", "model.rpn_post_nms_top_n_test=1000",
+    "model.box_batch_size_per_image=512", "model.box_detections_per_img=100",
+    "model.region_head=false", "model.detector=scheme", "model.context=0",  # classes WT, TC, ET; one slice
+    "model.modality_flags=false", "train.modality_dropout=0", "train.ema_decay=0", "train.augment=false",
+    "train.lr=0.005", "train.momentum=0.9", "train.weight_decay=0.0001",  # the reference's 0.02 for 16 images
+]
 NEEDS = {"monai_segresnet": "monai", "nnunet_2d": "nnunetv2", "nnunet_3d_fullres": "nnunetv2"}  # peer -> its module
 
 
@@ -67,7 +84,8 @@ def write_prediction(labels: np.ndarray, case, reference, out_dir: Path) -> None
 # --- the systems (each runs in a child process: `--system NAME`) -------------------------------------
 
 def run_gliomask(train_dir: Path, test_cases, minutes: float, work: Path, modalities: str, pred: Path,
-                 device: str = "cpu") -> dict:
+                 device: str = "cpu", recipe: tuple[str, ...] = ()) -> dict:
+    """The documented CPU recipe; ``recipe``: settings over it (``TORCHVISION_DEFAULT``)."""
     from gliomask.config import load_config
     from gliomask.data.prepare import PrepareSettings, prepare
     from gliomask.engine.train import train
@@ -76,7 +94,8 @@ def run_gliomask(train_dir: Path, test_cases, minutes: float, work: Path, modali
     t0 = time.monotonic()
     prepare(train_dir, work / "prepared", PrepareSettings(modalities=modalities, folds=1, allow_missing=True),
             workers=1, progress=False)
-    overrides = [f"train.max_minutes={minutes}", "infer.tune=false", "train.val_every=1000", f"train.device={device}"]
+    overrides = [*recipe, f"train.max_minutes={minutes}", "infer.tune=false", "train.val_every=1000",
+                 f"train.device={device}"]
     summary = train(work / "prepared", work / "run", load_config(ROOT / "configs" / "cpu_light.yaml", overrides),
                     fold=None, progress=False)  # every training case; no validation split
     train_s = time.monotonic() - t0
@@ -214,7 +233,11 @@ def _nnunet(configuration: str):
     return run
 
 
-SYSTEMS = {"gliomask": run_gliomask, "monai_segresnet": run_monai_segresnet, "nnunet_2d": _nnunet("2d"),
+def run_maskrcnn_torchvision(*args, device: str = "cpu") -> dict:
+    return run_gliomask(*args, device=device, recipe=tuple(TORCHVISION_DEFAULT))
+
+
+SYSTEMS = {"gliomask": run_gliomask, "maskrcnn_torchvision": run_maskrcnn_torchvision, "monai_segresnet": run_monai_segresnet, "nnunet_2d": _nnunet("2d"),
            "nnunet_3d_fullres": _nnunet("3d_fullres"), "flair_otsu": run_flair_otsu}
 
 

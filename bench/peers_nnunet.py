@@ -33,6 +33,12 @@ DATASET_ID = 990
 DATASET_NAME = f"Dataset{DATASET_ID}_gliomaskPeers"
 CHANNEL_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "Flair"}
 TO_NNUNET = {0: 0, 2: 1, 1: 2, 4: 3}  # internal gliomask label -> nnU-Net's BraTS label (Dataset137)
+# the same mapping as look-up tables, one each way: labels[lut] relabels a whole map in one pass; any other
+# value (BraTS 2024's resection cavity, internal 5) is no tumour region and becomes background, as before
+TO_NNUNET_LUT = np.zeros(256, np.uint8)
+TO_NNUNET_LUT[list(TO_NNUNET)] = list(TO_NNUNET.values())
+TO_INTERNAL_LUT = np.zeros(max(TO_NNUNET.values()) + 1, np.uint8)
+TO_INTERNAL_LUT[list(TO_NNUNET.values())] = list(TO_NNUNET)
 
 
 def _link(source: Path, target: Path) -> None:
@@ -48,9 +54,7 @@ def _write_labels(case, modalities, target: Path) -> None:
     from gliomask.io.nifti import save_like
 
     loaded = load_case(case, modalities[:1])
-    seg = np.zeros(loaded.seg.shape, np.uint8)
-    for internal, nnunet in TO_NNUNET.items():
-        seg[loaded.seg == internal] = nnunet
+    seg = TO_NNUNET_LUT[loaded.seg]
     target.parent.mkdir(parents=True, exist_ok=True)
     save_like(seg, loaded.reference, target)
 
@@ -121,10 +125,7 @@ def _wall_clock_trainer(budget_s: float):
 
 
 def _to_internal(nnunet_labels: np.ndarray) -> np.ndarray:
-    out = np.zeros(nnunet_labels.shape, np.uint8)
-    for internal, nnunet in TO_NNUNET.items():
-        out[nnunet_labels == nnunet] = internal
-    return out
+    return TO_INTERNAL_LUT[nnunet_labels]  # nnU-Net writes only its own labels 0-3
 
 
 def run_nnunet(configuration: str, write, train_dir: Path, test_cases, minutes: float, work: Path, modalities: str,

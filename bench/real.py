@@ -1,7 +1,8 @@
 """Cross-validation over every real patient we have: nine expert-labelled gliomas, patient folds.
 
     python bench/real.py [--data DIR ...] [--folds 3] [--minutes 20] [--modalities t1,t1ce,t2,flair]
-                         [--synthetic N] [--out bench/out/real] [key=value ...]
+                         [--synthetic N] [--pretrain-minutes M [--pretrain-cases N]]
+                         [--out bench/out/real] [key=value ...]
 
 The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
 FLAIR, and ../shared/data/brats2013_real, four BRATS 2013 patients with FLAIR and T1ce only) are prepared
@@ -12,6 +13,11 @@ fold, one model is trained on the other folds with the documented CPU recipe (``
 `gliomask predict` does) with each subset of its modalities: its own set, FLAIR + T1ce, T1ce alone and
 FLAIR alone. ``--synthetic N`` adds N synthetic cases (`gliomask synth`, MNI anatomy, seed 7) to every
 fold's training patients (never held out): mixed batches of real and synthetic brains.
+``--pretrain-minutes M`` instead pre-trains one model on synthetic cases only (``--pretrain-cases``,
+seed 11, the same config and modalities, M minutes) and every fold starts from it (``model.weights``)
+before its own ``--minutes`` on real patients: pre-training then fine-tuning. The pre-trained model
+depends on no real patient, so one serves every fold; its cost is paid once (``pretrain/``, reused
+when present).
 
 Who chose what, so that every reported figure is on patients that chose nothing:
 - ``fixed`` rows: the post-processing defaults of the config; no patient chose anything.
@@ -72,6 +78,35 @@ def gather(data_dirs: list[Path], out: Path, synthetic: int = 0) -> tuple[Path, 
                 (folder / Path(path).name).symlink_to(Path(path).resolve())
             sets[case.case_id] = "synthetic" if data.name.startswith("synthetic") else data.name
     return root, sets
+
+
+def pretrain(out: Path, config: Path, modalities: str, cases: int, minutes: float, overrides: list[str]) -> Path:
+    """A model trained on ``cases`` synthetic brains only (none real), for ``minutes``; its best.pt."""
+    from gliomask.config import load_config
+    from gliomask.data.prepare import PrepareSettings, prepare
+    from gliomask.data.synth import synthesize
+    from gliomask.engine.train import train
+
+    run = out / f"pretrain_{modalities.replace(',', '_')}_{cases}cases_{minutes:g}min"
+    if (run / "best.pt").is_file():
+        print(f"pre-trained model reused: {run / 'best.pt'}", flush=True)
+        return run / "best.pt"
+    synth, prepared = out / f"pretrain_synthetic{cases}", out / f"pretrain_prepared{cases}"
+    if not synth.is_dir():
+        synthesize(synth, cases=cases, seed=11, edition="2019", workers=2, progress=False)
+    if prepared.exists():
+        shutil.rmtree(prepared)
+    prepare(synth, prepared, PrepareSettings(modalities=modalities, folds=2, allow_missing=True), workers=2, progress=False)
+    from gliomask.data.prepared import Prepared
+
+    ids = Prepared.open(prepared).case_ids
+    split = (ids[:-2], ids[-2:])  # two synthetic cases choose the pre-trained checkpoint
+    print(f"pre-training on {len(split[0])} synthetic cases for {minutes:g} min", flush=True)
+    t0 = time.monotonic()
+    summary = train(prepared, run, load_config(config, [*overrides, f"train.max_minutes={minutes}"]), fold=None,
+                    split=split, progress=False, command_line=sys.argv)
+    print(f"pre-trained: {summary['steps']} steps in {(time.monotonic() - t0) / 60:.1f} min", flush=True)
+    return run / "best.pt"
 
 
 def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str]) -> dict[str, dict]:
@@ -192,6 +227,9 @@ def main() -> int:
     ap.add_argument("--modalities", default="t1,t1ce,t2,flair",
                     help="the model's modalities (a patient lacking some has them flagged absent)")
     ap.add_argument("--synthetic", type=int, default=0, help="synthetic cases added to every fold's training set")
+    ap.add_argument("--pretrain-minutes", type=float, default=0,
+                    help="pre-train on synthetic cases for this long, then fine-tune every fold from that model")
+    ap.add_argument("--pretrain-cases", type=int, default=24, help="synthetic cases for --pretrain-minutes")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu_light.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
     ap.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (others must be cached)")
@@ -221,6 +259,10 @@ def main() -> int:
     splits = [(train_ids + synthetic_ids, val_ids)
               for train_ids, val_ids in cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)]
     overrides = [f"train.max_minutes={args.minutes}", "infer.tune=false", "train.val_every=1000", *args.overrides]
+    if args.pretrain_minutes and not args.skip_training:
+        weights = pretrain(args.out, args.config, args.modalities, args.pretrain_cases, args.pretrain_minutes,
+                           ["infer.tune=false", "train.val_every=1000", *args.overrides])
+        overrides.append(f"model.weights={weights}")
     cfg = load_config(args.config, overrides)
     default_post = PostProcessing.from_config(cfg.infer)
     outputs: dict[int, dict] = {}
@@ -285,6 +327,7 @@ def main() -> int:
     (args.out / "real_cv_settings.json").write_text(json.dumps(
         {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
          "synthetic": args.synthetic, "modalities": args.modalities,
+         "pretrain": {"minutes": args.pretrain_minutes, "cases": args.pretrain_cases} if args.pretrain_minutes else None,
          "config": str(args.config), "overrides": overrides, "threads": os.environ.get("OMP_NUM_THREADS"),
          "cross_fitted": {k: asdict(p) for k, p in chosen.items()}}, indent=1, default=list))
     return 0

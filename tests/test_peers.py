@@ -1,5 +1,5 @@
-"""bench/peers.py end to end on two tiny synthetic cases: every installed system (gliomask, MONAI, nnU-Net 2d and
-3d_fullres, with and without TTA, the FLAIR baseline) trains for a few seconds,
+"""bench/peers.py end to end on two tiny synthetic cases: every installed system (gliomask, torchvision's default
+Mask R-CNN, MONAI, nnU-Net 2d and 3d_fullres, with and without TTA, the FLAIR baseline) trains for a few seconds,
 predicts the other case, and its label map comes back on the input's grid with BraTS label values."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_peers_bench_returns_label_maps_on_the_input_grid(tmp_path):
     has_nnunet = importlib.util.find_spec("nnunetv2") is not None
     nnunet = {f"nnunet_{c}{v}" for c in ("2d", "3d_fullres") for v in ("", " noTTA")} if has_nnunet else \
         {"nnunet_2d", "nnunet_3d_fullres"}  # skipped: one row each
-    assert set(rows) == {"gliomask", "monai_segresnet", "flair_otsu"} | nnunet
+    assert set(rows) == {"gliomask", "maskrcnn_torchvision", "monai_segresnet", "flair_otsu"} | nnunet
     reference = nib.load(str(test / case_id / f"{case_id}-t2f.nii.gz"))
     needs = {"monai_segresnet": "monai", "nnunet": "nnunetv2"}
     for system, row in rows.items():

@@ -51,6 +51,31 @@ def test_short_run_lowers_the_loss_and_writes_the_run_folder(prepared, tmp_path)
     assert "trained 1 epochs, 40 steps" in log[-1] and str(run) in log[-1]
 
 
+def test_a_gliomask_checkpoint_initialises_another_run_whole(prepared, tmp_path):
+    """Pre-training then fine-tuning (bench/real.py --pretrain-minutes): model.weights=best.pt of an earlier
+    run starts the next one from every tensor of it, running BatchNorm statistics included."""
+    from gliomask.models import load_weights
+    from gliomask.models.factory import input_channels, model_from_checkpoint, model_from_config
+
+    first = tmp_path / "pretrained"
+    train(prepared, first, load_config(None, QUICK + ["train.epochs=1", "train.max_steps_per_epoch=2"]), fold=None,
+          progress=False)
+    ckpt = load_checkpoint(first / "best.pt")
+    trained, cfg = model_from_checkpoint(ckpt)
+    fresh = model_from_config(cfg, len(ckpt["classes"]),
+                              input_channels(len(ckpt["modalities"]), ckpt["context"], cfg.model.modality_flags))
+    report = load_weights(fresh, first / "best.pt")
+    assert not report.skipped and not report.missing and not report.unexpected and not report.inflated
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    second = tmp_path / "fine_tuned"
+    train(prepared, second, load_config(None, QUICK + ["train.epochs=1", "train.max_steps_per_epoch=1",
+                                                       f"model.weights={first / 'best.pt'}"]), fold=None, progress=False)
+    said = [line for line in (second / "train.log").read_text().splitlines() if " weights " in line]  # after a timestamp
+    assert len(said) == 1 and f"loaded {len(report.loaded)} tensors" in said[0], said
+    assert "not in the file" not in said[0] and "re-initialised" not in said[0]
+
+
 class _Interrupt(Exception):
     pass
 

@@ -109,9 +109,15 @@ def label_edition(values, naming: str) -> str:
     """The edition of a label map with these values, its files named the ``naming`` way (``brats2019`` or
     ``brats2023``): 2023-style names with a label 4 are BraTS 2024 post-treatment (4 is its resection
     cavity; 2023 has no 4); without one they read the same under 2023 and 2024 and are called 2023."""
+    return edition_of(naming, has_cavity=CAVITY_2024 in {int(v) for v in values})
+
+
+def edition_of(naming: str, has_cavity: bool) -> str:
+    """`label_edition` for a caller that already knows whether its 2023-style-named map held a resection
+    cavity (BraTS 2024's label 4); with 2019-style names there is no cavity to ask about."""
     if naming == "brats2019":
         return "brats2019"
-    return "brats2024" if CAVITY_2024 in {int(v) for v in values} else naming
+    return "brats2024" if has_cavity else naming
 
 
 def unknown_labels(seg: np.ndarray, convention: str) -> list[int]:

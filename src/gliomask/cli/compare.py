@@ -41,12 +41,12 @@ def run(args) -> int:
 
         predictor = Predictor.from_checkpoint(args.model, device=args.device)
     timepoints = [load_timepoint(path, predictor) for path in args.timepoints]
-    report, labels, scans = compare(timepoints, tolerance_mm=args.tolerance_mm, threads=args.threads)
+    report, labels, scans, components = compare(timepoints, tolerance_mm=args.tolerance_mm, threads=args.threads)
     if args.out.exists():
         args.out.rmdir()
     import nibabel as nib
 
-    write_outputs(args.out, report, labels, scans, nib.load(str(timepoints[0].grid)).affine)
+    write_outputs(args.out, report, labels, scans, nib.load(str(timepoints[0].grid)).affine, components)
     for f in report["followups"]:
         print(f"{f['name']}: bidimensional {f['bidimensional']['category']} ({f['bidimensional']['because']}); "
               f"volumetric {f['volumetric']['category']} ({f['volumetric']['because']}); "

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomask import __version__
-from gliomask.labels import CLASS_SCHEMES, RESECTION_CAVITY, class_names, label_edition
+from gliomask.labels import CLASS_SCHEMES, RESECTION_CAVITY, class_names, edition_of
 from gliomask.data.normalize import DEFAULT_CLIP
 from gliomask.data.planes import AXES
 from gliomask.data.preprocess import preprocess
@@ -96,7 +96,7 @@ def prepare_case(case: Case, settings: PrepareSettings, out_dir: Path | None, fo
         "group": case.group,
         "patient": case.patient or patient_of(case.case_id),
         "convention": case.convention,
-        "label_edition": label_edition([4] if cavity.any() else [], case.convention),
+        "label_edition": edition_of(case.convention, has_cavity=bool(cavity.any())),
         "cavity_voxels": int(cavity.sum()),
         "sources": {m: str(Path(case.images[m]).resolve()) for m in present},
         "available": list(present),

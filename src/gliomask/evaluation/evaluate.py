@@ -21,7 +21,7 @@ from gliomask.io.atomic import atomic_path
 from gliomask.io.brats import (Case, check_output_folder, check_same_grid, convert_labels, discover_cases, read_labels,
                                select_cases)
 from gliomask.io.nifti import read_nifti
-from gliomask.labels import CAVITY_2024, SCORED_REGIONS, regions_from_labels
+from gliomask.labels import RESECTION_CAVITY, SCORED_REGIONS, regions_from_labels
 from gliomask.utils import bounding_box, progress_bar, write_json
 
 CROP_PAD = DILATION_ITERATIONS * 2 + 2  # beyond lesionwise's own box padding (and BraTS 2024's 5-fold dilation)
@@ -34,15 +34,16 @@ def region_names(standard: str) -> tuple[str, ...]:
     return tuple(name for name, _ in SCORED_REGIONS[standard])
 
 
-def choose_standard(cases: list[Case]) -> tuple[str, str]:
-    """``--standard auto``: (standard, why). BraTS 2024 rules when a reference with 2023-style names holds
-    label 4, the 2024 resection cavity; else the BraTS 2023 official rules."""
-    named_2023 = [c for c in cases if c.convention == "brats2023"]
-    with_cavity = [c.case_id for c in named_2023 if np.any(read_nifti(Path(c.seg))[1] == CAVITY_2024)]
-    if with_cavity:
-        return "brats2024", (f"BraTS 2024 post-treatment labels: a resection cavity (label 4) in {len(with_cavity)} "
-                             f"of {len(cases)} references")
-    return "brats2023", "no resection cavity (label 4 with 2023-style names) in any reference"
+class CavityFound(Exception):
+    """Raised by `evaluate_case` under ``standard="auto"``: this reference holds BraTS 2024's resection
+    cavity, so the whole set is scored by the 2024 rules (`evaluate_folders` starts again with them)."""
+
+
+AUTO_2023 = "no resection cavity (label 4 with 2023-style names) in any reference"
+
+
+def auto_2024(case_id: str) -> str:
+    return f"BraTS 2024 post-treatment labels: a resection cavity (label 4) in the reference of {case_id}"
 
 
 def find_prediction(pred_dir: Path, case_id: str) -> Path:
@@ -58,8 +59,13 @@ def evaluate_case(pred_path: Path, case: Case, standard: str = "brats2023") -> d
 
     Lesion-wise Dice and HD95 follow the BraTS 2023 rules in ``brats2023`` and ``legacy``, and the 2024
     ones (lesion size limits, lesions joined across tissues) in ``brats2024``; TP/FP/FN follow those
-    rules, or ``brats-evaluation``'s one-to-one matching (``legacy``)."""
+    rules, or ``brats-evaluation``'s one-to-one matching (``legacy``). ``auto``: ``brats2023``, or
+    `CavityFound` when the reference holds a resection cavity."""
     ref_img, ref = read_labels(Path(case.seg), case.convention)
+    if standard == "auto":  # the 2023 rules unless a reference says post-treatment: each is read once either way
+        if np.any(ref == RESECTION_CAVITY):
+            raise CavityFound(case.case_id)
+        standard = "brats2023"
     pred_img, pred = read_nifti(pred_path)
     check_same_grid(pred_img, pred.shape, ref_img, pred_path, Path(case.seg), f"ground truth {Path(case.seg).name}")
     pred = convert_labels(pred, case.convention, pred_path)
@@ -163,6 +169,20 @@ def _evaluate_job(args):
     return evaluate_case(*args)
 
 
+def _score(jobs: list[tuple], standard: str, workers: int, progress: bool) -> list[dict]:
+    """`evaluate_case` of every (prediction, case) under ``standard``, in ``workers`` processes."""
+    jobs = [(*job, standard) for job in jobs]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            try:
+                return list(progress_bar(pool.map(_evaluate_job, jobs), total=len(jobs), desc="evaluate",
+                                         enabled=progress))
+            except CavityFound:
+                pool.shutdown(cancel_futures=True)  # the cases not started yet are scored again anyway
+                raise
+    return [_evaluate_job(j) for j in progress_bar(jobs, desc="evaluate", enabled=progress)]
+
+
 def summarise(rows: list[dict]) -> dict:
     summary = {"cases": len(rows)}
     for key in rows[0]:
@@ -190,8 +210,8 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     Every case must have a prediction. Writes ``metrics.csv`` and ``summary.json`` to ``out_dir``.
     When the predictions carry lesion scores (``<case>_lesions.json`` from `gliomask predict`), the
     summary adds lesion detection figures: FROC and AP at lesion IoU 0.1 per region. ``standard="auto"``
-    picks BraTS 2024's rules for post-treatment references and 2023's otherwise (`choose_standard`); the
-    summary says which and why.
+    picks BraTS 2024's rules when a reference with 2023-style names holds label 4 (the 2024 resection
+    cavity) and the BraTS 2023 official rules otherwise; the summary says which and why.
     """
     if standard not in STANDARDS:
         raise GliomaskError(f"unknown standard {standard!r}; choose from {', '.join(STANDARDS)}")
@@ -202,10 +222,7 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     if not cases:
         raise GliomaskError("no ground-truth segmentations found", gt)
     jobs = [(find_prediction(pred_dir, c.case_id), c) for c in cases]  # every prediction exists before any work
-    chosen = f"given (--standard {standard})"
-    if standard == "auto":
-        standard, chosen = choose_standard(cases)
-    jobs = [(*job, standard) for job in jobs]
+    chosen = f"given (--standard {standard})" if standard != "auto" else AUTO_2023
     if case_ids is None:  # a prediction no ground truth matches is not scored: say so, do not drop it silently
         scored = {c.case_id for c in cases}
         unmatched = sorted(p.name[:-len("_seg.nii.gz")] for p in pred_dir.glob("*_seg.nii.gz")
@@ -216,11 +233,13 @@ def evaluate_folders(pred_dir: str | Path, gt: str | Path, out_dir: str | Path |
     if out_dir is not None:
         refuse_output_among_inputs(out_dir, pred_dir, gt, cases)
     refuse_trained_cases(pred_dir, [c.case_id for c in cases])
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            rows = list(progress_bar(pool.map(_evaluate_job, jobs), total=len(jobs), desc="evaluate", enabled=progress))
-    else:
-        rows = [_evaluate_job(j) for j in progress_bar(jobs, desc="evaluate", enabled=progress)]
+    try:
+        rows = _score(jobs, standard, workers, progress)
+    except CavityFound as found:  # only under auto: a post-treatment set, scored again by the 2024 rules
+        standard, chosen = "brats2024", auto_2024(str(found))
+        rows = _score(jobs, standard, workers, progress)
+    if standard == "auto":
+        standard = "brats2023"
     detection = [row.pop("_detection", None) for row in rows]
     summary = {"standard": standard, "standard_chosen": chosen, **summarise(rows)}
     if rows and all(d is not None for d in detection):

@@ -136,11 +136,12 @@ def _same_grid(a: Path, b: Path | None) -> bool:
 
 
 def compare(timepoints: list[Timepoint], *, tolerance_mm: float = DEFAULT_TOLERANCE_MM,
-            threads: int | None = None) -> tuple[dict, list[np.ndarray], list[np.ndarray | None]]:
+            threads: int | None = None) -> tuple[dict, list[np.ndarray], list[np.ndarray | None], list[np.ndarray]]:
     """Align every timepoint onto the first, follow its lesions, measure them and categorise each follow-up.
 
     Returns (the report, ``compare.json``; per timepoint UInt8 labels on the first grid; per timepoint its
-    Float32 scan on the first grid, or None), the last two for the pictures."""
+    Float32 scan on the first grid, or None; per timepoint its lesion components, Int labels numbered as
+    the report's ``component``), the last three for the pictures."""
     _require_two(len(timepoints))
     _require_one_modality_set({tp.name: tuple(sorted(tp.modalities)) for tp in timepoints if tp.modalities})
     patients = sorted({followup_patient(tp.name) for tp in timepoints})
@@ -180,7 +181,7 @@ def compare(timepoints: list[Timepoint], *, tolerance_mm: float = DEFAULT_TOLERA
             "alignment": alignment, "reference_grid": str(first.grid), "match_tolerance_mm": tolerance_mm,
             "tracks": _track_table(per_track), "targets": targets,
             "target_sum_mm2": [round(s, 1) for s in sums], "enhancing_ml": [round(v, 4) for v in et],
-            "followups": followups, "response_is": IMAGING_ONLY}, aligned, scans
+            "followups": followups, "response_is": IMAGING_ONLY}, aligned, scans, [components for components, _ in measured]
 
 
 def _onto_first(tp: Timepoint, first: Timepoint, alignment: list, threads) -> tuple[np.ndarray, np.ndarray | None]:

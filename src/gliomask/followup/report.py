@@ -23,8 +23,9 @@ CONTOURS = dict([*REGIONS, CAVITY_REGION])  # name -> labels; drawn in the palet
 
 
 def write_outputs(out: Path, report: dict, labels: list[np.ndarray], scans: list[np.ndarray | None],
-                  affine: np.ndarray) -> Path:
-    """Write every output into ``out`` (a new folder, written atomically)."""
+                  affine: np.ndarray, components: list[np.ndarray]) -> Path:
+    """Write every output into ``out`` (a new folder, written atomically); the arguments are what
+    `gliomask.followup.compare.compare` returned, and the first grid's affine."""
     names = [tp["name"] for tp in report["timepoints"]]
     with atomic_output_dir(Path(out)) as tmp:
         (tmp / "compare.json").write_text(json.dumps(report, indent=1))
@@ -34,9 +35,6 @@ def write_outputs(out: Path, report: dict, labels: list[np.ndarray], scans: list
             for track, rows in report["tracks"].items():
                 for row in rows:
                     writer.writerow({"track": track, "name": names[row["timepoint"]], **row})
-        from gliomask.followup.measure import lesion_components
-
-        components = [lesion_components(lab)[0] for lab in labels]  # numbered as compare numbered them
         pictures = {track: _track_picture(tmp / f"lesion_{track.replace('+', '_')}.png", track, report, labels, scans,
                                           affine, names, components) for track in report["tracks"]}
         plot = _volume_plot(tmp / "volumes.png", report, names) if len(names) >= 3 else None
