@@ -61,3 +61,22 @@ def test_intensity_stays_inside_the_brain_and_a_seed_repeats():
     assert (a[:, ~brain] == 0).all()  # the background stays 0: no noise or shift outside the brain
     assert (a[:, brain] != 0).float().mean() > 0.99
     assert not torch.allclose(a[1][brain], g[1][brain], atol=0.01)  # the brain's intensities did change
+
+
+def test_half_precision_slices_of_a_read_only_volume_widen_without_a_warning(tmp_path):
+    """Prepared volumes are float16 memmaps opened read-only; a context-0 slice is a read-only view, which
+    torch.from_numpy warns about (and may not write through). The loader widens it from its own copy."""
+    import warnings
+
+    from gliomask.data.dataset import _float32
+
+    path = tmp_path / "volume.npy"
+    source = np.random.default_rng(0).normal(size=(3, 2, 8, 6)).astype(np.float16)
+    np.save(path, source)
+    volume = np.load(path, mmap_mode="r")
+    assert not volume[1].flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        widened = _float32(volume[1])
+    assert widened.dtype == np.float32 and np.array_equal(widened, source[1].astype(np.float32))
+    assert np.array_equal(np.load(path), source)  # the prepared file is untouched
