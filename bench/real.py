@@ -16,8 +16,8 @@ fold's training patients (never held out): mixed batches of real and synthetic b
 ``--pretrain-minutes M`` instead pre-trains one model on synthetic cases only (``--pretrain-cases``,
 seed 11, the same config and modalities, M minutes) and every fold starts from it (``model.weights``)
 before its own ``--minutes`` on real patients: pre-training then fine-tuning. The pre-trained model
-depends on no real patient, so one serves every fold; its cost is paid once (``pretrain/``, reused
-when present).
+depends on no real patient, so one serves every fold; its cost is paid once (``OUT/pretrain_<modalities>_
+<N>cases_<M>min/``, reused when present).
 
 Who chose what, so that every reported figure is on patients that chose nothing:
 - ``fixed`` rows: the post-processing defaults of the config; no patient chose anything.
