@@ -144,9 +144,8 @@ def _float32(array) -> np.ndarray:
     times faster than numpy, which matters in a loader worker that feeds a GPU."""
     array = np.asarray(array)
     if array.dtype == np.float16:
-        if not array.flags.writeable:  # a slice of a read-only memmap (context 0): torch wants its own buffer
-            array = array.copy()
-        return torch.from_numpy(np.ascontiguousarray(array)).float().numpy()
+        # torch wants a contiguous buffer of its own: a context-0 slice of a read-only memmap is copied
+        return torch.from_numpy(np.require(array, requirements=["C", "W"])).float().numpy()
     return np.array(array, dtype=np.float32)
 
 
