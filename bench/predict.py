@@ -9,7 +9,9 @@ images resized to 800 px, 1000 RPN proposals, up to 100 detections, every slice 
 brain crop. Each measurement runs in a fresh process so that its peak RSS is its own.
 Goal: <= 5 s per volume, >= 30x faster than the baseline, <= 2 GB. The MobileNet is also exported
 with `gliomask export` and timed through onnxruntime (same threads). A MobileNet trained on three
-planes is timed fusing one, two and three of them, so that each added plane's cost shows.
+planes is timed fusing one, two and three of them, so that each added plane's cost shows. Every gliomask row
+is one network pass per slice (``--no-tta``), as the baseline is; the MobileNet is also timed with flip TTA, the
+default of ``gliomask predict``.
 """
 
 from __future__ import annotations
@@ -45,14 +47,14 @@ PLANE_SETS = ("axial", "axial,coronal", "axial,coronal,sagittal")
 
 
 def measure_gliomask(checkpoint: str, case_dir: str, threads: int, planes: str | None = None,
-                     device: str = "cpu") -> dict:
+                     device: str = "cpu", tta: bool = False) -> dict:
     import torch
 
     from gliomask.inference.predictor import Predictor
     from gliomask.io.brats import discover_cases
 
     torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, planes=planes.split(",") if planes else None,
+    predictor = Predictor.from_checkpoint(checkpoint, planes=planes.split(",") if planes else None, tta=tta,
                                           device="cpu" if checkpoint.endswith(".onnx") else device)
     case = discover_cases(case_dir)[0]
     predictor.predict_case(case)  # warm-up
@@ -109,7 +111,7 @@ def _child(args) -> None:
     if args.baseline:
         result = measure_baseline(args.checkpoint, args.case, args.threads, args.baseline_every, args.device)
     else:
-        result = measure_gliomask(args.checkpoint, args.case, args.threads, args.planes, args.device)
+        result = measure_gliomask(args.checkpoint, args.case, args.threads, args.planes, args.device, args.tta)
     result["device"] = "cpu" if args.checkpoint.endswith(".onnx") else args.device
     print("RESULT " + json.dumps(result))
 
@@ -160,6 +162,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--planes", help=argparse.SUPPRESS)
+    ap.add_argument("--tta", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return _child(args)
@@ -185,6 +188,11 @@ def main() -> None:
                                      "--threads", str(args.threads), *(["--planes", planes] if planes else [])], args.threads,
                                     args.device)
                 rows.append({"pipeline": f"gliomask {name}" + (f" predicting {planes}" if planes else ""), **result})
+                print(rows[-1], flush=True)
+            if name == "mobilenet_v3_fpn":  # with the flipped pass averaged in, as `gliomask predict` does by default
+                result = _run_child(["--checkpoint", str(tmp / name / "best.pt"), "--case", case_dir, "--tta",
+                                     "--threads", str(args.threads)], args.threads, args.device)
+                rows.append({"pipeline": f"gliomask {name}, flip TTA (predict's default)", **result})
                 print(rows[-1], flush=True)
             if name == "mobilenet_v3_fpn" and args.onnx:  # the same network through onnxruntime
                 from gliomask.models.onnx_export import export_onnx

@@ -1,8 +1,8 @@
 """Cross-validation over every real patient we have: nine expert-labelled gliomas, patient folds.
 
     python bench/real.py [--data DIR ...] [--folds 3] [--minutes 20] [--modalities t1,t1ce,t2,flair]
-                         [--synthetic N] [--pretrain-minutes M [--pretrain-cases N]]
-                         [--out bench/out/real] [key=value ...]
+                         [--synthetic N] [--pretrain-minutes M [--pretrain-cases N]] [--no-tta]
+                         [--reuse-models] [--out bench/out/real] [key=value ...]
 
 The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
 FLAIR, and ../shared/data/brats2013_real, four BRATS 2013 patients with FLAIR and T1ce only) are prepared
@@ -28,7 +28,11 @@ Who chose what, so that every reported figure is on patients that chose nothing:
   core join it), to measure that rule alone.
 Dice follows the BraTS rules (an empty region predicted empty scores 1, anything else 0).
 
-Held-out outputs are cached per fold (``outputs_fold<k>.npz``), so ``--skip-training`` rescores a run.
+The held-out patients are predicted with flip test-time augmentation, as ``gliomask predict`` does by default;
+``--no-tta`` predicts without it, and its outputs and tables carry a ``_notta`` suffix, so one folder
+holds both. ``--reuse-models`` predicts with the fold models already in ``OUT/fold<k>/best.pt`` instead of
+training them again: with ``--no-tta`` it measures the flips on the very same models, at the cost of prediction.
+Held-out outputs are cached per fold (``outputs_fold<k>[_notta].npz``), so ``--skip-training`` rescores a run.
 Skips with a message when no real set is here (a user's clone has no ../shared).
 """
 
@@ -109,7 +113,7 @@ def pretrain(out: Path, config: Path, modalities: str, cases: int, minutes: floa
     return run / "best.pt"
 
 
-def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str]) -> dict[str, dict]:
+def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str], tta: bool = True) -> dict[str, dict]:
     """Per held-out case and modality subset: (Float16 probabilities, Float16 scores, Bool reference)
     cropped to the tumour's neighbourhood, through the same `Predictor.detect` as `gliomask predict`."""
     from gliomask.engine.validate import REGION_CANDIDATES
@@ -118,7 +122,7 @@ def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str]) -> dict[
     from gliomask.labels import regions_from_labels
     from gliomask.utils import bounding_box
 
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", tta=tta)
     subsets = SUBSETS if predictor.any_subset else {"own": None}  # a model without flags reads only its own set
     cases = {c.case_id: c for c in discover_cases(data)}
     result = {}
@@ -234,6 +238,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
     ap.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (others must be cached)")
     ap.add_argument("--skip-training", action="store_true", help="rescore the cached held-out outputs")
+    ap.add_argument("--reuse-models", action="store_true", help="predict with the fold models of OUT, train none")
+    ap.add_argument("--no-tta", action="store_true", help="held-out predictions without flip test-time augmentation")
     ap.add_argument("overrides", nargs="*", help="extra key=value settings for training")
     args = ap.parse_args()
     data_dirs = [d for d in args.data if d.is_dir()]
@@ -251,7 +257,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     data, sets = gather(data_dirs, args.out, args.synthetic)
     prepared_dir = args.out / f"prepared_{args.modalities.replace(',', '_')}_synth{args.synthetic}"
-    if not args.skip_training:  # rescoring reads the cached outputs only
+    tta = not args.no_tta
+    tag = "" if tta else "_notta"
+    if not (args.skip_training or args.reuse_models):  # rescoring and re-predicting read no prepared slices
         prepare(data, prepared_dir, PrepareSettings(modalities=args.modalities, folds=args.folds, allow_missing=True),
                 workers=2, progress=False)
     ids = sorted(c for c in sets if sets[c] != "synthetic")
@@ -259,7 +267,7 @@ def main() -> int:
     splits = [(train_ids + synthetic_ids, val_ids)
               for train_ids, val_ids in cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)]
     overrides = [f"train.max_minutes={args.minutes}", "infer.tune=false", "train.val_every=1000", *args.overrides]
-    if args.pretrain_minutes and not args.skip_training:
+    if args.pretrain_minutes and not (args.skip_training or args.reuse_models):
         weights = pretrain(args.out, args.config, args.modalities, args.pretrain_cases, args.pretrain_minutes,
                            ["infer.tune=false", "train.val_every=1000", *args.overrides])
         overrides.append(f"model.weights={weights}")
@@ -268,9 +276,15 @@ def main() -> int:
     outputs: dict[int, dict] = {}
     runs = []
     for k, (train_ids, val_ids) in enumerate(splits):
-        cache = args.out / f"outputs_fold{k}.npz"
+        cache = args.out / f"outputs_fold{k}{tag}.npz"
         run = args.out / f"fold{k}"
-        if not args.skip_training and (args.only_folds is None or k in args.only_folds):
+        if args.reuse_models and not args.skip_training:
+            print(f"fold {k}: predicting {', '.join(val_ids)} with {run / 'best.pt'}", flush=True)
+            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)
+            save_outputs(cache, outputs[k])
+            if (args.out / f"run_fold{k}.json").is_file():
+                runs.append(json.loads((args.out / f"run_fold{k}.json").read_text()))
+        elif not args.skip_training and (args.only_folds is None or k in args.only_folds):
             if run.exists():
                 shutil.rmtree(run)
             print(f"fold {k}: training on {', '.join(train_ids)}; held out {', '.join(val_ids)}", flush=True)
@@ -278,7 +292,7 @@ def main() -> int:
             summary = train(prepared_dir, run, load_config(args.config, overrides), fold=None, split=(train_ids, val_ids),
                             progress=False, command_line=sys.argv)
             wall = time.monotonic() - t0
-            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids)
+            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)
             save_outputs(cache, outputs[k])
             runs.append({"fold": k, "held out": ", ".join(val_ids), "trained on": len(train_ids),
                          "synthetic": len(synthetic_ids),
@@ -318,15 +332,15 @@ def main() -> int:
                             **{f"{n} cross-fitted": round(crossfit[c][i], 3) for i, n in enumerate(REGIONS)},
                             **{f"{n} WT from FLAIR+T1ce": round(wt_sub[c][i], 3) for i, n in enumerate(REGIONS)}}
                            for c in sorted(fixed)]
-    emit("real_cv_runs", runs, args.out)
-    emit("real_cv_patients", per_patient, args.out)
-    emit("real_cv", rows, args.out)
+    emit(f"real_cv{tag}_runs", runs, args.out)
+    emit(f"real_cv{tag}_patients", per_patient, args.out)
+    emit(f"real_cv{tag}", rows, args.out)
     for k, post in chosen.items():
         print(f"fold {k}: cross-fitted post-processing (chosen on the other folds' patients): "
               f"{json.dumps({key: v for key, v in asdict(post).items() if v is not None})}")
-    (args.out / "real_cv_settings.json").write_text(json.dumps(
+    (args.out / f"real_cv{tag}_settings.json").write_text(json.dumps(
         {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
-         "synthetic": args.synthetic, "modalities": args.modalities,
+         "synthetic": args.synthetic, "modalities": args.modalities, "tta": tta,
          "pretrain": {"minutes": args.pretrain_minutes, "cases": args.pretrain_cases} if args.pretrain_minutes else None,
          "config": str(args.config), "overrides": overrides, "threads": os.environ.get("OMP_NUM_THREADS"),
          "cross_fitted": {k: asdict(p) for k, p in chosen.items()}}, indent=1, default=list))

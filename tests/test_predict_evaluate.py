@@ -18,6 +18,7 @@ from gliomask.inference.lesions import lesion_report
 from gliomask.inference.predictor import Predictor
 from gliomask.inference.regions import enforce_hierarchy
 from gliomask.labels import regions_from_labels
+from gliomask.models.checkpoint import load_checkpoint
 
 RAS_AFFINE = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
 OBLIQUE_AFFINE = np.array([[0.0, -0.9, 0.1, 100], [1.1, 0.0, 0.0, -50], [0.0, 0.1, 2.0, 10], [0, 0, 0, 1]])
@@ -97,8 +98,16 @@ def test_predictor_api_without_files_and_2023_labels(checkpoint, tmp_path):
     wt, tc, et = pred.regions
     assert not (et & ~tc).any() and not (tc & ~wt).any()
     assert np.all(pred.scores[~wt] == 0)
-    tta = Predictor.from_checkpoint(checkpoint, tta=True).predict_case(images, affine=RAS_AFFINE)
-    assert tta.labels.shape == pred.labels.shape
+    # flip TTA is the default (infer.tta); tta=False, or a checkpoint whose config turns it off, predicts once
+    assert predictor.tta
+    plain = Predictor.from_checkpoint(checkpoint, tta=False)
+    assert not plain.tta
+    once = plain.predict_case(images, affine=RAS_AFFINE)
+    assert once.labels.shape == pred.labels.shape
+    assert not np.allclose(once.probabilities, pred.probabilities)  # the flipped pass is averaged in
+    meta = load_checkpoint(checkpoint)
+    meta["config"]["infer"]["tta"] = False
+    assert not Predictor(meta).tta and Predictor(meta, tta=True).tta
     folder = write_case(tmp_path / "in", "BraTS-GLI-00009-000", BRATS_AFFINE, sep="-")
     for f in folder.iterdir():  # 2023 names: t1n, t1c, t2w, t2f
         f.rename(f.with_name(f.name.replace("-t1ce", "-t1c").replace("-t1.", "-t1n.").replace("-t2.", "-t2w.").replace("-flair", "-t2f")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from gliomask.cli.common import FORCE_HELP, fold_cases
@@ -21,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation (default off)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation: each slice also predicted flipped left-right, the two averaged "
+                        "(default: the checkpoint's infer.tta, on; --no-tta predicts ~1.4x faster)")
     p.add_argument("--amp", action="store_true",
                    help="float16 autocast on a GPU: faster; the post-processing was chosen on float32 outputs (default off)")
     p.add_argument("--whole-tumour-from", default=None, metavar="flair,t1ce|all",

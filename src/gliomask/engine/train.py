@@ -347,7 +347,10 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                             f"ET {last_val['dice_ET']:.3f} ({last_val['seconds']:.0f} s)")
             tuned = post
             if finished and val_ids:
-                last_val, outputs = validate(evaluated, prepared, val_ids, post=post, keep_outputs=True, **val_kwargs)
+                # as `predict` will run (infer.tta), so that the post-processing is chosen on the outputs it will get;
+                # the validations while training stay one pass: they only follow the run
+                last_val, outputs = validate(evaluated, prepared, val_ids, post=post, keep_outputs=True,
+                                             tta=cfg.infer.tta, **val_kwargs)
                 t_tune = time.monotonic()
                 if cfg.infer.tune:
                     tuned, after = tune_postprocessing(outputs, post)

@@ -40,17 +40,18 @@ def case_flags(prepared, case_id: str, flags: bool) -> np.ndarray | None:
 
 
 def case_outputs(model, prepared, case_id: str, *, scheme: str, context: int, post: PostProcessing, batch_size: int,
-                 device, amp: bool = False, dims=(0,), flags: bool = False, available: np.ndarray | None = None):
+                 device, amp: bool = False, dims=(0,), flags: bool = False, available: np.ndarray | None = None,
+                 tta: bool = False):
     """(Float16 [3, ...] probabilities, Float16 [...] detection scores, Bool [3, ...] reference), cropped
     to the box holding the reference and every voxel any candidate threshold could call tumour: Dice
     and components are the same as on the whole volume, and the search runs many times faster.
     ``available`` (Float [C] flags) hides modalities the case has, to measure a subset; default: the
-    case's own (`case_flags`)."""
+    case's own (`case_flags`). ``tta``: the flipped pass averaged in, as `predict` does with ``infer.tta``."""
     volume, seg = prepared.arrays(case_id)
     if available is None:
         available = case_flags(prepared, case_id, flags)
     prob, scores = volume_outputs(model, volume, scheme=scheme, post=post, dims=dims, batch_size=batch_size,
-                                  device=device, amp=amp, context=context, available=available)
+                                  device=device, amp=amp, context=context, available=available, tta=tta)
     ref = regions_from_labels(np.asarray(seg))
     lowest = min(min(REGION_CANDIDATES), *post.region_thresholds)
     box = bounding_box((prob.max(axis=0) >= lowest) | ref.any(axis=0)) or tuple(slice(0, 1) for _ in ref.shape[1:])
@@ -76,16 +77,18 @@ def _gathered(rows: list) -> list:
 
 
 def validate(model, prepared, case_ids: list[str], *, scheme: str, context: int, post: PostProcessing,
-             batch_size: int, device, amp: bool = False, keep_outputs: bool = False, dims=(0,), flags: bool = False):
+             batch_size: int, device, amp: bool = False, keep_outputs: bool = False, dims=(0,), flags: bool = False,
+             tta: bool = False):
     """Dice per region over whole validation volumes, as `predict` would produce them at ``post``.
 
     Cases are sharded across ranks (``case_ids[rank::world]``) and the per-case figures gathered, so
     every rank returns the same result. With ``keep_outputs`` the rank's own outputs come back too.
+    ``tta``: with the flipped pass (the final validation, whose outputs choose the post-processing).
     """
     t0 = time.monotonic()
     mine = case_ids[dist_utils.rank()::dist_utils.world_size()]
     outputs = [case_outputs(model, prepared, cid, scheme=scheme, context=context, post=post, batch_size=batch_size,
-                            device=device, amp=amp, dims=dims, flags=flags) for cid in mine]
+                            device=device, amp=amp, dims=dims, flags=flags, tta=tta) for cid in mine]
     rows = _gathered(_case_dice(outputs, post))
     result = summarise(rows)
     result["seconds"] = dist_utils.all_reduce_max(time.monotonic() - t0, device)

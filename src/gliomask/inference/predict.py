@@ -24,7 +24,7 @@ KEEP_LOADED_BYTES = 2 * 1024 ** 3  # cases read by the checks and kept for predi
 
 
 def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "auto",
-                  tta: bool = False, threads: int | None = None, convention: str = "auto",
+                  tta: bool | None = None, threads: int | None = None, convention: str = "auto",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
                   probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto",
                   lesion_frame: str = "ras", on_case=None, force: bool = False, amp: bool = False,
@@ -44,6 +44,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     process checks its own share. ``case_ids`` keeps only those cases;
     ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
     may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
+    ``tta``: flip test-time augmentation; None follows the checkpoint's ``infer.tta`` (on by default).
     """
     if convention not in ("auto", *CONVENTIONS):
         raise GliomaskError(f"unknown label convention {convention!r}; choose auto, {', '.join(CONVENTIONS)}")

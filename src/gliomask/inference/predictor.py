@@ -47,10 +47,11 @@ class Prediction:
 class Predictor:
     """Rebuilds the trained model from a checkpoint alone and predicts whole cases."""
 
-    def __init__(self, checkpoint: dict, *, device: str = "auto", tta: bool = False, source: str = "checkpoint",
+    def __init__(self, checkpoint: dict, *, device: str = "auto", tta: bool | None = None, source: str = "checkpoint",
                  planes: list[str] | None = None, model=None, amp: bool = False,
                  whole_tumour_modalities: list[str] | None = None):
         """``checkpoint``: a checkpoint's dict (or an ONNX export's metadata, with ``model`` its network).
+        ``tta``: flip test-time augmentation (default: the checkpoint's ``infer.tta``, on unless it says otherwise).
         ``amp``: float16 autocast on a GPU (the post-processing was chosen on float32 outputs; off by default).
         ``whole_tumour_modalities``: see `detect` (default: the checkpoint's ``infer.whole_tumour_modalities``,
         used when some of its training cases had exactly those modalities; given here, used whenever it applies)."""
@@ -65,7 +66,7 @@ class Predictor:
         self.axis = AXES[checkpoint["axis"]]
         self.norm = checkpoint["normalization"]
         self.device = resolve_device(device)
-        self.tta = tta
+        self.tta = self.cfg.infer.tta if tta is None else bool(tta)
         self.amp = bool(amp) and self.device.type == "cuda"
         wanted = self.cfg.infer.whole_tumour_modalities if whole_tumour_modalities is None else whole_tumour_modalities
         unknown = [m for m in wanted if m not in self.modalities]
@@ -95,7 +96,7 @@ class Predictor:
         self.model.to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", tta: bool = False,
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", tta: bool | None = None,
                         planes: list[str] | None = None, backend: str = "auto", amp: bool = False,
                         whole_tumour_modalities: list[str] | None = None) -> "Predictor":
         """``path``: a checkpoint (``backend`` torch) or a `gliomask export` ONNX file (``backend`` onnx,
