@@ -67,7 +67,7 @@ def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("bad_inputs_run") / "run"
     cfg = load_config(None, ["train.workers=0", "train.batch_size=1", "train.epochs=1", "train.max_steps_per_epoch=1",
-                             "train.warmup_steps=1", "infer.tune=false"])
+                             "train.warmup_steps=1", "infer.tune=false", "infer.tta=false"])  # one pass
     train(prepared, run, cfg, fold=None, progress=False)
     return run / "best.pt"
 

@@ -20,7 +20,8 @@ from gliomask.inference.predictor import Predictor
 from gliomask.io.brats import discover_cases, load_case
 from gliomask.labels import labels_from_regions
 
-QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.val_every=1000", "infer.tune=false"]
+QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.val_every=1000", "infer.tune=false",
+         "infer.tta=false"]  # one pass: the flips are tested in test_predict_evaluate
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 
 
@@ -71,7 +72,7 @@ def test_prepare_without_allow_missing_still_names_the_missing_file(mixed_brats,
 
 def test_a_model_trained_on_mixed_modality_sets_predicts_from_every_subset(mixed_run, brats2019):
     _, run = mixed_run
-    predictor = Predictor.from_checkpoint(run / "best.pt", device="cpu", tta=False)  # one pass: the subsets are under test
+    predictor = Predictor.from_checkpoint(run / "best.pt", device="cpu")
     assert predictor.any_subset and predictor.model.in_channels == 4 * 3 + 4  # 3 slices + one flag per modality
     case = discover_cases(brats2019)[-1]
     loaded = load_case(case, MODALITIES)

@@ -28,7 +28,8 @@ OBLIQUE_AFFINE = np.array([[0.0, -0.9, 0.1, 100], [1.1, 0.0, 0.0, -50], [0.0, 0.
 def checkpoint(prepared, tmp_path_factory):
     run = tmp_path_factory.mktemp("run") / "run"
     cfg = load_config(None, ["train.workers=0", "train.batch_size=2", "train.epochs=1", "train.max_steps_per_epoch=12",
-                             "train.warmup_steps=4", "train.threads=2", "infer.default_score_threshold=0.3"])
+                             "train.warmup_steps=4", "train.threads=2", "infer.default_score_threshold=0.3",
+                             "infer.tta=false"])  # one pass for the many tests below; the flips are tested on their own
     train(prepared, run, cfg, fold=None, progress=False)
     return run / "best.pt"
 
@@ -98,16 +99,16 @@ def test_predictor_api_without_files_and_2023_labels(checkpoint, tmp_path):
     wt, tc, et = pred.regions
     assert not (et & ~tc).any() and not (tc & ~wt).any()
     assert np.all(pred.scores[~wt] == 0)
-    # flip TTA is the default (infer.tta); tta=False, or a checkpoint whose config turns it off, predicts once
-    assert predictor.tta
-    plain = Predictor.from_checkpoint(checkpoint, tta=False)
-    assert not plain.tta
-    once = plain.predict_case(images, affine=RAS_AFFINE)
-    assert once.labels.shape == pred.labels.shape
-    assert not np.allclose(once.probabilities, pred.probabilities)  # the flipped pass is averaged in
+    # flip TTA follows the checkpoint's infer.tta (this one's: false) unless the caller says otherwise
+    assert not predictor.tta
+    flipped = Predictor.from_checkpoint(checkpoint, tta=True)
+    assert flipped.tta
+    twice = flipped.predict_case(images, affine=RAS_AFFINE)
+    assert twice.labels.shape == pred.labels.shape
+    assert not np.allclose(twice.probabilities, pred.probabilities)  # the flipped pass is averaged in
     meta = load_checkpoint(checkpoint)
-    meta["config"]["infer"]["tta"] = False
-    assert not Predictor(meta).tta and Predictor(meta, tta=True).tta
+    del meta["config"]["infer"]["tta"]  # a checkpoint written before infer.tta existed: on, the default
+    assert Predictor(meta).tta and not Predictor(meta, tta=False).tta
     folder = write_case(tmp_path / "in", "BraTS-GLI-00009-000", BRATS_AFFINE, sep="-")
     for f in folder.iterdir():  # 2023 names: t1n, t1c, t2w, t2f
         f.rename(f.with_name(f.name.replace("-t1ce", "-t1c").replace("-t1.", "-t1n.").replace("-t2.", "-t2w.").replace("-flair", "-t2f")))

@@ -19,7 +19,7 @@ from gliomask.data.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_TRAIN = ["train.epochs=2", "train.max_steps_per_epoch=2", "train.batch_size=2", "train.workers=0",
-               "train.warmup_steps=1", "infer.default_score_threshold=0.5"]
+               "train.warmup_steps=1", "infer.default_score_threshold=0.5", "infer.tta=false"]  # one pass: the flips are tested in test_predict_evaluate
 
 
 def readme_commands() -> list[str]:

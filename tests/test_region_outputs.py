@@ -17,7 +17,8 @@ from gliomask.inference.predict import predict_cases
 from gliomask.inference.predictor import Predictor
 from gliomask.io.brats import discover_cases
 
-QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.warmup_steps=2", "train.lr=0.01"]
+QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.warmup_steps=2", "train.lr=0.01",
+         "infer.tta=false"]  # one pass: the flips are tested in test_predict_evaluate
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from gliomask.models.checkpoint import load_checkpoint
 from gliomask.config import load_config
 from gliomask.engine.train import train
 
-QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.val_every=1000"]
+QUICK = ["train.workers=0", "train.batch_size=2", "train.threads=2", "train.val_every=1000",
+         "infer.tta=false"]  # one pass: the flips are tested in test_predict_evaluate
 
 
 def _losses(run: Path) -> list[float]:
