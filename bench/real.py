@@ -278,13 +278,7 @@ def main() -> int:
     for k, (train_ids, val_ids) in enumerate(splits):
         cache = args.out / f"outputs_fold{k}{tag}.npz"
         run = args.out / f"fold{k}"
-        if args.reuse_models and not args.skip_training:
-            print(f"fold {k}: predicting {', '.join(val_ids)} with {run / 'best.pt'}", flush=True)
-            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)
-            save_outputs(cache, outputs[k])
-            if (args.out / f"run_fold{k}.json").is_file():
-                runs.append(json.loads((args.out / f"run_fold{k}.json").read_text()))
-        elif not args.skip_training and (args.only_folds is None or k in args.only_folds):
+        if not (args.skip_training or args.reuse_models) and (args.only_folds is None or k in args.only_folds):
             if run.exists():
                 shutil.rmtree(run)
             print(f"fold {k}: training on {', '.join(train_ids)}; held out {', '.join(val_ids)}", flush=True)
@@ -299,8 +293,13 @@ def main() -> int:
                          "steps": summary["steps"], "train+val min": round(wall / 60, 1),
                          "predict+score min": round((time.monotonic() - t0 - wall) / 60, 1)})
             (args.out / f"run_fold{k}.json").write_text(json.dumps(runs[-1]))
-        else:
-            outputs[k] = load_outputs(cache)
+        else:  # the fold's model was trained by an earlier run: predict with it again, or read its outputs
+            if args.reuse_models and not args.skip_training:
+                print(f"fold {k}: predicting {', '.join(val_ids)} with {run / 'best.pt'}", flush=True)
+                outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)
+                save_outputs(cache, outputs[k])
+            else:
+                outputs[k] = load_outputs(cache)
             if (args.out / f"run_fold{k}.json").is_file():
                 runs.append(json.loads((args.out / f"run_fold{k}.json").read_text()))
 
