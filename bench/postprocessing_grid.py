@@ -12,66 +12,100 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-import real
-from gliomask.config import load_config
-from gliomask.inference.core import PostProcessing, regions_from_probabilities
-from gliomask.evaluation.lesionwise import lesionwise
-from gliomask.evaluation.metrics import dice
-cfg = load_config(ROOT / "configs" / "cpu_light.yaml", [])
-base = PostProcessing.from_config(cfg.infer)
-SETS = [(r, t) for r, t in [("real", ""), ("real", "_notta"), ("real_v2", ""), ("real_v2", "_notta"), ("real_pretrain", ""), ("real_m28", ""), ("real_m28", "_notta")]
-        if (ROOT / "bench" / "out" / r / f"outputs_fold2{t}.npz").exists()]
-if not SETS:
-    sys.exit("skipped: no stored cross-validation outputs under bench/out/ (run bench/real.py first)")
-ONLY = len(sys.argv) > 1  # extras only: the config's settings and the given variants
-def variants():
+import real  # noqa: E402
+from gliomask.config import load_config  # noqa: E402
+from gliomask.inference.core import PostProcessing, regions_from_probabilities  # noqa: E402
+from gliomask.evaluation.lesionwise import lesionwise  # noqa: E402
+from gliomask.evaluation.metrics import dice  # noqa: E402
+
+
+RUNS = [("real", ""), ("real", "_notta"), ("real_v2", ""), ("real_v2", "_notta"), ("real_pretrain", ""),
+        ("real_m28", ""), ("real_m28", "_notta")]  # bench/out/<run>/outputs_fold<k><tag>.npz, where present
+
+
+def parse(extra: str, base: PostProcessing) -> PostProcessing:
+    """"gate=0.4,et=250,thr=0.5/0.3/0.5" -> the config's post-processing with those settings."""
+    kv = dict(x.split("=") for x in extra.split(","))
+    post = base
+    if "gate" in kv:
+        post = replace(post, min_lesion_score=float(kv["gate"]))
+    if "et" in kv:
+        post = replace(post, min_case_et_voxels=int(kv["et"]))
+    if "thr" in kv:
+        post = replace(post, region_thresholds=tuple(float(v) for v in kv["thr"].split("/")))
+    return post
+
+
+def variants(base: PostProcessing, extras: list[str]):
+    """(name, post-processing): the config's, then one setting changed at a time (unless extras are given),
+    then the extras."""
     yield "default", base
-    if ONLY:
-        yield from extras()
-        return
-    for g in (0.3, 0.4): yield f"gate {g}", replace(base, min_lesion_score=g)
-    for e in (250, 500): yield f"case ET {e}", replace(base, min_case_et_voxels=e)
-    for i, n in enumerate("WT TC ET".split()):
-        for t in (0.3, 0.4, 0.6):
-            th = list(base.region_thresholds); th[i] = t
-            yield f"{n} thr {t}", replace(base, region_thresholds=tuple(th))
-    yield from extras()
-def extras():
-    for extra in sys.argv[1:]:
-        kv = dict(x.split("=") for x in extra.split(","))
-        p = base
-        if "gate" in kv: p = replace(p, min_lesion_score=float(kv["gate"]))
-        if "et" in kv: p = replace(p, min_case_et_voxels=int(kv["et"]))
-        if "thr" in kv: p = replace(p, region_thresholds=tuple(float(v) for v in kv["thr"].split("/")))
-        yield extra, p
-cases = {}
-for run, tag in SETS:
-    outs = {}
-    for k in range(3):
-        outs.update(real.load_outputs(ROOT / "bench" / "out" / run / f"outputs_fold{k}{tag}.npz"))
-    merged = {}
-    for cid, subs in outs.items():
-        sub = subs.get("flair+t1ce")
-        has_more = sub is not None and sub is not subs["own"] and not np.array_equal(sub[0], subs["own"][0])
-        o = real.whole_tumour_from(subs["own"], sub) if has_more else subs["own"][:3]
-        merged[cid] = tuple(np.asarray(a, np.float32) if a.dtype == np.float16 else a for a in o[:3])
-    cases[run + tag] = merged
-table = {}
-for name, post in variants():
-    per_set = []
-    for s, merged in cases.items():
-        rows = []
-        lw = []
-        for cid, (p, sc, ref) in merged.items():
-            pred = regions_from_probabilities(p, sc, post)
-            rows.append([dice(pred[r], ref[r]) for r in range(3)])
-            if len(sys.argv) > 1 and name in ("default", *sys.argv[1:]):
-                lw.append([lesionwise(pred[r], ref[r], with_hd95=False)["lesion_dice"] for r in range(3)])
-        m = np.array(rows).mean(0)
-        per_set.append(m.mean())
-        extra = f" lesion-wise {np.array(lw).mean(0).round(3)}" if lw else ""
-        print(f"{name:>22} {s:>20}: {m[0]:.3f} {m[1]:.3f} {m[2]:.3f} | {m.mean():.3f}{extra}", flush=True)
-    print(f"{name:>22} {'MEAN OVER SETS':>20}: {np.mean(per_set):.3f}  (sets improved {sum(x > y + 1e-4 for x, y in zip(per_set, table.get('default', per_set)))}, worse {sum(x < y - 1e-4 for x, y in zip(per_set, table.get('default', per_set)))})", flush=True)
-    table[name] = per_set
+    if not extras:
+        for g in (0.3, 0.4):
+            yield f"gate {g}", replace(base, min_lesion_score=g)
+        for e in (250, 500):
+            yield f"case ET {e}", replace(base, min_case_et_voxels=e)
+        for i, n in enumerate(("WT", "TC", "ET")):
+            for t in (0.3, 0.4, 0.6):
+                th = list(base.region_thresholds)
+                th[i] = t
+                yield f"{n} thr {t}", replace(base, region_thresholds=tuple(th))
+    for extra in extras:
+        yield extra, parse(extra, base)
+
+
+def held_out_sets() -> dict[str, dict]:
+    """Per stored run: case id -> (Float32 [3, ...] probabilities, Float32 scores, Bool [3, ...] reference)
+    with WT from the FLAIR + T1ce pass where there is one, as the default prediction does."""
+    cases = {}
+    for run, tag in RUNS:
+        if not (ROOT / "bench" / "out" / run / f"outputs_fold2{tag}.npz").exists():
+            continue
+        outs = {}
+        for k in range(3):
+            outs.update(real.load_outputs(ROOT / "bench" / "out" / run / f"outputs_fold{k}{tag}.npz"))
+        merged = {}
+        for cid, subs in outs.items():
+            sub = subs.get("flair+t1ce")
+            has_more = sub is not None and sub is not subs["own"] and not np.array_equal(sub[0], subs["own"][0])
+            o = real.whole_tumour_from(subs["own"], sub) if has_more else subs["own"][:3]
+            merged[cid] = tuple(np.asarray(a, np.float32) if a.dtype == np.float16 else a for a in o[:3])
+        cases[run + tag] = merged
+    return cases
+
+
+def main() -> int:
+    extras = sys.argv[1:]
+    cases = held_out_sets()
+    if not cases:
+        print("skipped: no stored cross-validation outputs under bench/out/ (run bench/real.py first)")
+        return 0
+    base = PostProcessing.from_config(load_config(ROOT / "configs" / "cpu_light.yaml", []).infer)
+    print(f"config's post-processing: {base}")
+    reference = None
+    for name, post in variants(base, extras):
+        per_set = []
+        for s, merged in cases.items():
+            rows, lw = [], []
+            for p, scores, ref in merged.values():
+                pred = regions_from_probabilities(p, scores, post)
+                rows.append([dice(pred[r], ref[r]) for r in range(3)])
+                if extras:  # lesion-wise Dice only for the named variants: it costs far more
+                    lw.append([lesionwise(pred[r], ref[r], with_hd95=False)["lesion_dice"] for r in range(3)])
+            m = np.array(rows).mean(0)
+            per_set.append(m.mean())
+            lesion = f" lesion-wise {np.array(lw).mean(0).round(3)}" if lw else ""
+            print(f"{name:>22} {s:>20}: {m[0]:.3f} {m[1]:.3f} {m[2]:.3f} | {m.mean():.3f}{lesion}", flush=True)
+        reference = per_set if reference is None else reference
+        better = sum(x > y + 1e-4 for x, y in zip(per_set, reference))
+        worse = sum(x < y - 1e-4 for x, y in zip(per_set, reference))
+        print(f"{name:>22} {'MEAN OVER SETS':>20}: {np.mean(per_set):.3f}  (sets improved {better}, worse {worse})",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
