@@ -69,10 +69,8 @@ def held_out_sets() -> dict[str, dict]:
             outs.update(real.load_outputs(ROOT / "bench" / "out" / run / f"outputs_fold{k}{tag}.npz"))
         merged = {}
         for cid, subs in outs.items():
-            sub = subs.get("flair+t1ce")
-            has_more = sub is not None and sub is not subs["own"] and not np.array_equal(sub[0], subs["own"][0])
-            o = real.whole_tumour_from(subs["own"], sub) if has_more else subs["own"][:3]
-            merged[cid] = tuple(np.asarray(a, np.float32) if a.dtype == np.float16 else a for a in o[:3])
+            merged[cid] = tuple(np.asarray(a, np.float32) if a.dtype == np.float16 else a
+                                for a in real.default_outputs(subs)[:3])
         cases[run + tag] = merged
     return cases
 

@@ -203,6 +203,14 @@ def whole_tumour_from(own: tuple, subset: tuple) -> tuple:
     return np.concatenate([p_sub[:1], p_own[1:]]), np.maximum(s_own, s_sub), ref
 
 
+def default_outputs(subs: dict) -> tuple:
+    """What the default prediction scores for one case: WT from the FLAIR + T1ce pass where the patient has
+    more modalities than those two (`whole_tumour_from`), otherwise its own pass."""
+    sub = subs.get("flair+t1ce")
+    has_more = sub is not None and sub is not subs["own"] and not np.array_equal(sub[0], subs["own"][0])
+    return whole_tumour_from(subs["own"], sub) if has_more else subs["own"]
+
+
 def summary_rows(per_case: dict, sets: dict[str, str], label: str, subset: str, chose: str) -> list[dict]:
     """Mean, min and max per region over all patients and per real set."""
     rows = []
@@ -318,9 +326,7 @@ def main() -> int:
                 holes[cid] = case_dice(subs[subset], replace(default_post, fill_holes=True))
                 crossfit[cid] = case_dice(subs[subset], chosen[k])
                 if subset == "own":  # the default predict: WT from the FLAIR + T1ce pass where there are more
-                    sub = subs.get("flair+t1ce")
-                    has_more = sub is not None and sub is not subs["own"] and not np.array_equal(sub[0], subs["own"][0])
-                    wt_sub[cid] = case_dice(whole_tumour_from(subs["own"], sub) if has_more else subs["own"], default_post)
+                    wt_sub[cid] = case_dice(default_outputs(subs), default_post)
         rows += summary_rows(fixed, sets, "fixed (config defaults)", subset, "nobody")
         rows += summary_rows(holes, sets, "fixed + enclosed centres", subset, "nobody")
         rows += summary_rows(crossfit, sets, "cross-fitted", subset, "the other folds' patients")

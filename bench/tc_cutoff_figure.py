@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import real
 from gliomask.config import load_config
+from gliomask.evaluation.metrics import dice
 from gliomask.inference.core import PostProcessing, regions_from_probabilities
 cfg = load_config(ROOT / "configs" / "cpu_light.yaml", [])
 new = PostProcessing.from_config(cfg.infer)
-old = replace(new, region_thresholds=(0.5, 0.5, 0.5))
+old = replace(new, region_thresholds=(new.region_thresholds[0], 0.5, new.region_thresholds[2]))  # TC only
 outs = {}
 for k in range(3):
     outs.update(real.load_outputs(ROOT / "bench" / "out" / "real_v2" / f"outputs_fold{k}.npz"))
@@ -32,7 +33,7 @@ for row, cid in enumerate(["BraTS2021_01478", "BRATS13_pat0002"]):
         ax.imshow(p[1][z], cmap="gray", vmin=0, vmax=1)
         ax.contour(ref[1][z], levels=[0.5], colors="lime", linewidths=1.5)
         ax.contour(pred[1][z], levels=[0.5], colors="red", linewidths=1.5)
-        d = 2 * (pred[1] & ref[1]).sum() / max(1, pred[1].sum() + ref[1].sum())
+        d = dice(pred[1], ref[1])
         ax.set_title(f"{cid} {name}: TC Dice {d:.2f} (3-D)"); ax.axis("off")
 fig.suptitle("run 2 fold models, TTA: TC probability (grey), reference TC (green), predicted TC (red)")
 fig.tight_layout(); fig.savefig(ROOT / "docs" / "results" / "tc_cutoff_before_after.png", dpi=80)
