@@ -2,7 +2,7 @@
 
     python bench/real.py [--data DIR ...] [--folds 3] [--minutes 20] [--modalities t1,t1ce,t2,flair]
                          [--synthetic N] [--pretrain-minutes M [--pretrain-cases N]] [--no-tta]
-                         [--reuse-models] [--out bench/out/real] [key=value ...]
+                         [--reuse-models [--planes axial]] [--out bench/out/real] [key=value ...]
 
 The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
 FLAIR, and ../shared/data/brats2013_real, four BRATS 2013 patients with FLAIR and T1ce only) are prepared
@@ -113,16 +113,18 @@ def pretrain(out: Path, config: Path, modalities: str, cases: int, minutes: floa
     return run / "best.pt"
 
 
-def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str], tta: bool = True) -> dict[str, dict]:
+def held_out_outputs(checkpoint: Path, data: Path, case_ids: list[str], tta: bool = True,
+                     planes: list[str] | None = None) -> dict[str, dict]:
     """Per held-out case and modality subset: (Float16 probabilities, Float16 scores, Bool reference)
-    cropped to the tumour's neighbourhood, through the same `Predictor.detect` as `gliomask predict`."""
+    cropped to the tumour's neighbourhood, through the same `Predictor.detect` as `gliomask predict`
+    (``planes``: fuse only these of the checkpoint's trained planes, as `gliomask predict --planes`)."""
     from gliomask.engine.validate import REGION_CANDIDATES
     from gliomask.inference.predictor import Predictor
     from gliomask.io.brats import discover_cases, load_case
     from gliomask.labels import regions_from_labels
     from gliomask.utils import bounding_box
 
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", tta=tta)
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", tta=tta, planes=planes)
     subsets = SUBSETS if predictor.any_subset else {"own": None}  # a model without flags reads only its own set
     cases = {c.case_id: c for c in discover_cases(data)}
     result = {}
@@ -248,8 +250,13 @@ def main() -> int:
     ap.add_argument("--skip-training", action="store_true", help="rescore the cached held-out outputs")
     ap.add_argument("--reuse-models", action="store_true", help="predict with the fold models of OUT, train none")
     ap.add_argument("--no-tta", action="store_true", help="held-out predictions without flip test-time augmentation")
+    ap.add_argument("--planes", help="with --reuse-models: fuse only these of the fold models' planes "
+                    "(comma-separated, e.g. axial); outputs and tables get the suffix _<planes>")
     ap.add_argument("overrides", nargs="*", help="extra key=value settings for training")
     args = ap.parse_args()
+    planes = args.planes.split(",") if args.planes else None
+    if planes and not (args.reuse_models or args.skip_training):
+        ap.error("--planes re-predicts trained fold models: give it with --reuse-models (or --skip-training)")
     data_dirs = [d for d in args.data if d.is_dir()]
     if not data_dirs:
         print(f"skipped: no real set is here ({', '.join(map(str, args.data))})")
@@ -266,7 +273,7 @@ def main() -> int:
     data, sets = gather(data_dirs, args.out, args.synthetic)
     prepared_dir = args.out / f"prepared_{args.modalities.replace(',', '_')}_synth{args.synthetic}"
     tta = not args.no_tta
-    tag = "" if tta else "_notta"
+    tag = ("" if tta else "_notta") + ("_" + "+".join(planes) if planes else "")
     if not (args.skip_training or args.reuse_models):  # rescoring and re-predicting read no prepared slices
         prepare(data, prepared_dir, PrepareSettings(modalities=args.modalities, folds=args.folds, allow_missing=True),
                 workers=2, progress=False)
@@ -294,7 +301,7 @@ def main() -> int:
             summary = train(prepared_dir, run, load_config(args.config, overrides), fold=None, split=(train_ids, val_ids),
                             progress=False, command_line=sys.argv)
             wall = time.monotonic() - t0
-            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)
+            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta, planes=planes)
             save_outputs(cache, outputs[k])
             runs.append({"fold": k, "held out": ", ".join(val_ids), "trained on": len(train_ids),
                          "synthetic": len(synthetic_ids),
@@ -304,7 +311,7 @@ def main() -> int:
         else:  # the fold's model was trained by an earlier run: predict with it again, or read its outputs
             if args.reuse_models and not args.skip_training:
                 print(f"fold {k}: predicting {', '.join(val_ids)} with {run / 'best.pt'}", flush=True)
-                outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)
+                outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta, planes=planes)
                 save_outputs(cache, outputs[k])
             else:
                 outputs[k] = load_outputs(cache)
@@ -346,6 +353,7 @@ def main() -> int:
     (args.out / f"real_cv{tag}_settings.json").write_text(json.dumps(
         {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
          "synthetic": args.synthetic, "modalities": args.modalities, "tta": tta,
+         "planes fused": planes or "all trained",
          "pretrain": {"minutes": args.pretrain_minutes, "cases": args.pretrain_cases} if args.pretrain_minutes else None,
          "config": str(args.config), "overrides": overrides, "threads": os.environ.get("OMP_NUM_THREADS"),
          "cross_fitted": {k: asdict(p) for k, p in chosen.items()}}, indent=1, default=list))
