@@ -68,11 +68,7 @@ def held_out_sets() -> dict[str, dict]:
         outs = {}
         for k in range(3):
             outs.update(real.load_outputs(ROOT / "bench" / "out" / run / f"outputs_fold{k}{tag}.npz"))
-        merged = {}
-        for cid, subs in outs.items():
-            merged[cid] = tuple(np.asarray(a, np.float32) if a.dtype == np.float16 else a
-                                for a in real.default_outputs(subs)[:3])
-        cases[run + tag] = merged
+        cases[run + tag] = {cid: real.as_float32(real.default_outputs(subs)[:3]) for cid, subs in outs.items()}
     return cases
 
 

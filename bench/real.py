@@ -168,12 +168,18 @@ def load_outputs(path: Path) -> dict:
     return {cid: {sub: tuple(p for p in parts if p is not None) for sub, parts in subs.items()} for cid, subs in out.items()}
 
 
+def as_float32(parts: tuple) -> tuple:
+    """Stored outputs keep probabilities and scores as Float16 (half the cache); scoring takes them as Float32.
+    Other parts (Bool reference, Int crop origin) pass unchanged."""
+    return tuple(np.asarray(a, np.float32) if a.dtype == np.float16 else a for a in parts)
+
+
 def case_dice(output, post) -> list[float]:
     from gliomask.evaluation.metrics import dice
     from gliomask.inference.core import regions_from_probabilities
 
-    prob, scores, ref = output[:3]
-    pred = regions_from_probabilities(prob.astype(np.float32), scores.astype(np.float32), post)
+    prob, scores, ref = as_float32(output[:3])
+    pred = regions_from_probabilities(prob, scores, post)
     return [dice(pred[r], ref[r]) for r in range(3)]
 
 
@@ -301,7 +307,7 @@ def main() -> int:
             summary = train(prepared_dir, run, load_config(args.config, overrides), fold=None, split=(train_ids, val_ids),
                             progress=False, command_line=sys.argv)
             wall = time.monotonic() - t0
-            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta, planes=planes)
+            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)  # --planes is refused here
             save_outputs(cache, outputs[k])
             runs.append({"fold": k, "held out": ", ".join(val_ids), "trained on": len(train_ids),
                          "synthetic": len(synthetic_ids),

@@ -25,7 +25,7 @@ for k in range(3):
     outs.update(real.load_outputs(ROOT / "bench" / "out" / "real_v2" / f"outputs_fold{k}.npz"))
 fig, axes = plt.subplots(2, 2, figsize=(10, 10))
 for row, cid in enumerate(["BraTS2021_01478", "BRATS13_pat0002"]):
-    p, s, ref = [np.asarray(a, np.float32) if a.dtype == np.float16 else a for a in outs[cid]["own"][:3]]
+    p, s, ref = real.as_float32(outs[cid]["own"][:3])
     a = regions_from_probabilities(p, s, old); b = regions_from_probabilities(p, s, new)
     z = int(np.argmax(ref[1].sum(axis=(1, 2))))  # axis 0 of the crop: the slice with most reference core
     for col, (pred, name) in enumerate([(a, "TC cut-off 0.5"), (b, "TC cut-off 0.3")]):
