@@ -137,5 +137,37 @@ def test_max_minutes_bounds_the_whole_run(prepared, tmp_path):
     out = tmp_path / "run"
     summary = train(prepared, out, load_config(None, QUICK + ["train.epochs=1000", "train.max_minutes=0.4"]),
                     fold=0, progress=False)
-    assert summary["seconds"] <= 0.4 * 60 + 20  # validation and the post-processing search included
-    assert summary["validation"]["tuned"]
+    # training kept at least a quarter of the budget and left the rest to the final validation and the search,
+    # which stops at the budget's end: the overrun is what the validation took beyond its reserve, plus saving
+    assert 0.25 * 24 - 1 <= summary["train_seconds"] <= 24 + 2
+    assert summary["seconds"] <= 24 + max(0.0, summary["validation"]["seconds"] - 0.75 * 24) + 10
+    assert summary["validation"]["tuned"] and "search_complete" in summary["validation"]
+
+
+def _blob_outputs(prob_inside: float):
+    """One case's validation outputs: a 6^3 reference cube inside a 16^3 crop whose region probabilities are
+    ``prob_inside`` on the cube and 0 elsewhere, detection scores 0.9 there."""
+    ref = np.zeros((3, 16, 16, 16), bool)
+    ref[:, 5:11, 5:11, 5:11] = True
+    prob = np.where(ref, prob_inside, 0.0).astype(np.float32)
+    return [(prob, np.where(ref[0], 0.9, 0.0).astype(np.float32), ref)]
+
+
+def test_postprocessing_search_stops_at_its_deadline():
+    import time
+
+    from gliomask.engine.validate import tune_postprocessing
+    from gliomask.inference.core import PostProcessing
+
+    outputs, start = _blob_outputs(0.35), PostProcessing()
+    chosen, after = tune_postprocessing(outputs, start)  # no deadline: the 0.3 cut-off finds the cube
+    assert after["search_complete"] and chosen.region_thresholds == (0.3, 0.3, 0.3) and after["dice_WT"] == 1.0
+    chosen, after = tune_postprocessing(outputs, start, deadline=time.monotonic() - 1)
+    assert not after["search_complete"] and chosen == start and after["dice_WT"] == 0.0
+
+
+def test_validation_reserve_leaves_training_a_quarter_of_the_budget():
+    from gliomask.engine.validate import validation_reserve
+
+    assert validation_reserve(40.0, 1200.0) == (50.0, False)  # 1.25 x the estimate
+    assert validation_reserve(40.0, 60.0) == (45.0, True)  # capped at three quarters of a one-minute budget

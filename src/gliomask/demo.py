@@ -27,7 +27,7 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
              seed: int = 0, device: str = "auto", overrides: list[str] | None = None, fresh: bool = False,
              progress: bool = True, log=print) -> dict:
     """Run the demo into ``out`` and return the evaluation summary. ``minutes`` is the training budget
-    (default 7 on CPU, 2 on a GPU)."""
+    (default 8 on CPU, 2 on a GPU)."""
     out = Path(out)
     if cases < 4:  # every argument is checked before anything is deleted or written
         raise GliomaskError("--cases must be at least 4 (training and validation patients)")
@@ -49,7 +49,7 @@ def run_demo(out: str | Path = "demo_out", *, minutes: float | None = None, case
     (out / DEMO_MARKER).write_text("made by gliomask demo; `gliomask demo --fresh` may replace this folder\n")
     resolved = resolve_device(device)  # one device for training and prediction, as --device says
     on_gpu = resolved.type == "cuda"
-    minutes = minutes if minutes is not None else (2.0 if on_gpu else 7.0)
+    minutes = minutes if minutes is not None else (2.0 if on_gpu else 8.0)
     workers = default_workers()
     t0 = time.monotonic()
     stamps = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("demo", help="synthesise, prepare, train, predict, evaluate and report, end to end")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for everything the demo writes")
-    p.add_argument("--minutes", type=float, default=None, help="training budget (default 7 on CPU, 2 on GPU)")
+    p.add_argument("--minutes", type=float, default=None, help="training budget (default 8 on CPU, 2 on GPU)")
     p.add_argument("--cases", type=int, default=24, help="synthetic training cases")
     p.add_argument("--test-cases", type=int, default=6, help="held-out synthetic cases evaluated at the end")
     p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic cases and of training")

@@ -30,7 +30,7 @@ from gliomask.engine.preemption import StopRequests, ignore_stop_signals, signal
 from gliomask.engine.run_state import checkpoint_payload, restore_scaler, rng_state, set_rng_state, versions
 from gliomask.engine.sampler import TumourBalancedSampler
 from gliomask.engine.schedule import WarmupCosine
-from gliomask.engine.validate import estimate_seconds, tune_postprocessing, validate
+from gliomask.engine.validate import estimate_seconds, tune_postprocessing, validate, validation_reserve
 from gliomask.errors import GliomaskError, Preempted
 from gliomask.inference.core import PostProcessing
 from gliomask.labels import CLASS_SCHEMES
@@ -195,17 +195,18 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     val_kwargs = dict(scheme=scheme, context=context, batch_size=cfg.infer.batch_size, device=device,
                       amp=tc.amp and device.type == "cuda", dims=dims, flags=cfg.model.modality_flags)
     budget = tc.max_minutes * 60 if tc.max_minutes else None
-    # train.max_minutes bounds the whole run: the training loop leaves time for the final validation
-    # and post-processing search, estimated from one timed batch of the current model (the same on
-    # every rank), again every RESERVE_EVERY steps since a trained detector is faster than a new one.
-    def loop_budget() -> float | None:
-        if not budget:
-            return None
-        if not val_ids:
+    # train.max_minutes bounds the whole run: training leaves time for the final validation, estimated from a timed
+    # batch (same on every rank), again every RESERVE_EVERY steps since a trained detector is faster than a new one.
+    def loop_budget(first: bool = False) -> float | None:
+        if not budget or not val_ids:
             return budget
         est = estimate_seconds(evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device,
-                               dims=dims, flags=cfg.model.modality_flags)
-        return budget - min(dist_utils.all_reduce_max(1.25 * est, device), 0.5 * budget)
+                               dims=dims, flags=cfg.model.modality_flags, tta=cfg.infer.tta)
+        reserve, capped = validation_reserve(dist_utils.all_reduce_max(est, device), budget)
+        if first and capped and main:
+            say(out, f"the final validation (about {est:.0f} s, a quarter more as margin) gets {reserve:.0f} s of the "
+                     f"{budget:.0f} s budget, so that training keeps a quarter of it: the run may overrun train.max_minutes")
+        return budget - reserve
 
     # train.lr is for one process's batch; under torchrun the global batch is world_size times larger and the
     # learning rate grows with it (the linear scaling rule, as torchvision's detection references scale theirs)
@@ -217,7 +218,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                  f"learning rate {base_lr:g} ({tc.lr:g} x {world}); each step uses the global batch")
     schedule = WarmupCosine(optimizer, base_lr=base_lr, warmup_steps=tc.warmup_steps,
                             total_steps=steps_per_epoch * tc.epochs,
-                            max_seconds=loop_budget(), min_ratio=tc.min_lr_ratio)
+                            max_seconds=loop_budget(first=True), min_ratio=tc.min_lr_ratio)
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -353,18 +354,19 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                                              tta=cfg.infer.tta, **val_kwargs)
                 t_tune = time.monotonic()
                 if cfg.infer.tune:
-                    tuned, after = tune_postprocessing(outputs, post)
+                    tuned, after = tune_postprocessing(outputs, post, deadline=t0 + budget if budget else None)
                 else:
                     after = {k: v for k, v in last_val.items() if k.startswith("dice_")}
                 del outputs
                 last_val = {**last_val, "tuned": {k: v for k, v in after.items() if k.startswith("dice_")},
-                            "tune_seconds": time.monotonic() - t_tune}
+                            "tune_seconds": time.monotonic() - t_tune, "search_complete": after.get("search_complete", True)}
                 val_seconds += last_val["seconds"] + last_val["tune_seconds"]
                 if main:
                     logger.log({"type": "val", "epoch": epoch, "step": schedule.step_count, **last_val})
                     say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
                         f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
-                        f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)")
+                        f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)"
+                        + ("" if after.get("search_complete", True) else "; search cut short by train.max_minutes"))
             save_checkpoints(epoch, finished, tuned)
             if epoch_end_hook is not None:
                 epoch_end_hook(epoch)

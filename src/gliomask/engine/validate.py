@@ -102,17 +102,25 @@ def summarise(rows: list[list[float]]) -> dict:
     return result
 
 
-def tune_postprocessing(outputs, start: PostProcessing) -> tuple[PostProcessing, dict]:
+def tune_postprocessing(outputs, start: PostProcessing, deadline: float | None = None) -> tuple[PostProcessing, dict]:
     """Coordinate search over the post-processing on the validation outputs (each rank holds its shard).
 
     Region thresholds are judged on each region's raw Dice; the other settings through the whole
     `regions_from_probabilities` path, by the mean of Dice and BraTS 2023 lesion-wise Dice (which counts
     every false-positive component: tuned on Dice alone, one validation patient chose to keep speckle). A candidate replaces the current value only when it raises the
     mean Dice over the validation cases by more than 1e-4, so ties keep the defaults.
+
+    ``deadline`` (a `time.monotonic` time, e.g. the end of ``train.max_minutes``): once it has passed on any
+    rank, every rank stops trying candidates and keeps what it has chosen; the summary's ``search_complete``
+    says whether the search ran to its end.
     """
+    def out_of_time() -> bool:  # decided together: the ranks must run the same collectives
+        return deadline is not None and any(dist_utils.all_gather_object(time.monotonic() > deadline))
+
     post = start
     thresholds = list(start.region_thresholds)
-    for r in range(3):
+    complete = not out_of_time()
+    for r in range(3 if complete else 0):
         scores = []
         for t in REGION_CANDIDATES:
             rows = _gathered([dice(prob[r] >= t, ref[r]) for prob, _, ref in outputs])
@@ -123,6 +131,10 @@ def tune_postprocessing(outputs, start: PostProcessing) -> tuple[PostProcessing,
             thresholds[r] = REGION_CANDIDATES[best]
     post = replace(post, region_thresholds=tuple(thresholds))
     for name, candidates, region in SEARCH:
+        complete = complete and not out_of_time()
+        if not complete:
+            break
+
         def score(p):  # speckle barely moves the voxel Dice but ruins lesion-wise figures: judge both
             rows = _gathered(_case_dice(outputs, p, lesionwise_too=True))
             per = np.asarray(rows) if rows else np.zeros((1, 3))
@@ -131,16 +143,20 @@ def tune_postprocessing(outputs, start: PostProcessing) -> tuple[PostProcessing,
         for value in candidates:
             if value == getattr(post, name):
                 continue
+            if out_of_time():
+                complete = False
+                break
             trial = replace(post, **{name: value})
             s = score(trial)
             if s > current + 1e-4:
                 post, current = trial, s
-    return post, summarise(_gathered(_case_dice(outputs, post)))
+    return post, {**summarise(_gathered(_case_dice(outputs, post))), "search_complete": complete}
 
 
 def estimate_seconds(model, prepared, case_ids: list[str], *, context: int, batch_size: int, device, amp=False,
-                     dims=(0,), flags: bool = False) -> float:
-    """Seconds this rank will need to validate its shard of ``case_ids``: one timed batch, extrapolated."""
+                     dims=(0,), flags: bool = False, tta: bool = False) -> float:
+    """Seconds this rank will need to validate its shard of ``case_ids``: one timed batch, extrapolated
+    (twice the slices with ``tta``, whose flipped pass doubles the forward passes)."""
     mine = case_ids[dist_utils.rank()::dist_utils.world_size()]
     if not mine:
         return 0.0
@@ -161,7 +177,19 @@ def estimate_seconds(model, prepared, case_ids: list[str], *, context: int, batc
         model(list(batch))
         per_slice = (time.monotonic() - t0) / len(probe)
     # Every plane's slices cost about the same per voxel: scale the native count by the planes used.
-    slices = sum(prepared.arrays(c)[0].shape[0] for c in mine) * len(dims)
+    slices = sum(prepared.arrays(c)[0].shape[0] for c in mine) * len(dims) * (2 if tta else 1)
     model.train()
     # Prediction of every slice, plus labelling and the post-processing search (about 1 s per case).
     return per_slice * slices + 1.0 * len(mine)
+
+
+RESERVE_SHARE = 0.75  # the most of train.max_minutes that training leaves to the final validation
+
+
+def validation_reserve(estimate: float, budget: float) -> tuple[float, bool]:
+    """Seconds of a ``train.max_minutes`` budget the training loop leaves for the final validation and the
+    post-processing search: 1.25 x the ``estimate`` (`estimate_seconds`), at most RESERVE_SHARE of the budget
+    so that training keeps a quarter of it. True when that cap binds: the validation may then overrun the
+    budget by what the estimate says beyond it (the search itself stops at the budget's end)."""
+    wanted = 1.25 * estimate
+    return min(wanted, RESERVE_SHARE * budget), wanted > RESERVE_SHARE * budget
