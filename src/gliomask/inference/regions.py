@@ -3,10 +3,11 @@ hierarchy ET ⊆ TC ⊆ WT enforced."""
 
 from __future__ import annotations
 
+import cc3d
 import numpy as np
 from scipy import ndimage
 
-from gliomask.labels import STRUCTURE_3D
+from gliomask.utils import bounding_box
 
 
 def enforce_hierarchy(regions: np.ndarray, min_voxels: int = 0) -> np.ndarray:
@@ -37,9 +38,11 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
     """
     wt = regions[0]
     if min_lesion_score > 0 and wt.any():
-        components, count = ndimage.label(wt, structure=STRUCTURE_3D)
-        best = ndimage.maximum(scores, labels=components, index=np.arange(1, count + 1))
-        keep = np.concatenate([[False], np.asarray(best) >= min_lesion_score])
+        components, count = components_26(wt)
+        best = np.zeros(count + 1)  # each component's highest detection score (scores are >= 0)
+        np.maximum.at(best, components[wt], np.asarray(scores, dtype=np.float64)[wt])
+        keep = best >= min_lesion_score
+        keep[0] = False
         regions = np.stack([keep[components], regions[1], regions[2]])
     regions = enforce_hierarchy(regions, min_voxels)
     if fill_holes:
@@ -52,11 +55,19 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
 def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     if min_voxels <= 1 or not mask.any():
         return mask
-    components, count = ndimage.label(mask, structure=STRUCTURE_3D)
+    components, count = components_26(mask)
     sizes = np.bincount(components.ravel(), minlength=count + 1)
     keep = sizes >= min_voxels
     keep[0] = False
     return keep[components]
+
+
+def components_26(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """(Int [...] component ids, 0 outside, and their count) of a Bool mask, 26-connected in 3-D
+    (`STRUCTURE_3D`); cc3d labels a volume several times faster than `scipy.ndimage.label`."""
+    if mask.ndim == 3:
+        return cc3d.connected_components(mask, connectivity=26, return_N=True)
+    return ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
 
 
 def fill_enclosed(regions: np.ndarray) -> np.ndarray:
@@ -76,11 +87,28 @@ def fill_enclosed(regions: np.ndarray) -> np.ndarray:
 
 def _enclosed(mask: np.ndarray) -> np.ndarray:
     """Bool [...]: voxels outside ``mask`` that it encloses in 3-D or within a slice of any axis."""
-    if not mask.any():
+    box = bounding_box(mask, pad=1)
+    if box is None:
         return np.zeros_like(mask)
-    filled = ndimage.binary_fill_holes(mask)
-    for axis in range(mask.ndim):
-        for s in np.flatnonzero(np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).any(axis=1)):
-            index = (slice(None),) * axis + (s,)
-            filled[index] |= ndimage.binary_fill_holes(mask[index])
-    return filled & ~mask
+    # Only voxels inside the mask's box can be enclosed; one background voxel of margin keeps the box's
+    # outside connected to its border, so the holes are the same as on the whole array, and found much faster.
+    crop = mask[box]
+    holes = _holes(crop, ndimage.generate_binary_structure(crop.ndim, 1), range(crop.ndim))
+    for axis in range(crop.ndim):
+        # no links across ``axis``: each background component lies in one slice, and it is a hole of that
+        # slice unless it reaches the slice's own border (the faces of the other axes)
+        plane = np.expand_dims(ndimage.generate_binary_structure(crop.ndim - 1, 1), axis)
+        plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis)
+        holes |= _holes(crop, plane, [a for a in range(crop.ndim) if a != axis])
+    enclosed = np.zeros_like(mask)
+    enclosed[box] = holes
+    return enclosed
+
+
+def _holes(mask: np.ndarray, structure: np.ndarray, border_axes) -> np.ndarray:
+    """Background components of ``mask`` (connected by ``structure``) that touch no face of ``border_axes``:
+    what `scipy.ndimage.binary_fill_holes` fills, in one labelling pass instead of repeated dilations."""
+    labels, _ = ndimage.label(~mask, structure=structure)
+    faces = [np.take(labels, end, axis=a) for a in border_axes for end in (0, -1)]
+    outside = np.unique(np.concatenate([f.ravel() for f in faces]))
+    return (labels > 0) & ~np.isin(labels, outside)
