@@ -200,9 +200,9 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
     def loop_budget(first: bool = False) -> float | None:
         if not budget or not val_ids:
             return budget
-        est = estimate_seconds(evaluated, prepared, val_ids, context=context, batch_size=cfg.infer.batch_size, device=device,
-                               dims=dims, flags=cfg.model.modality_flags, tta=cfg.infer.tta)
-        reserve, capped = validation_reserve(dist_utils.all_reduce_max(est, device), budget)
+        est = dist_utils.all_reduce_max(estimate_seconds(evaluated, prepared, val_ids, context=context, device=device, dims=dims,
+              batch_size=cfg.infer.batch_size, flags=cfg.model.modality_flags, tta=cfg.infer.tta), device)  # slowest rank's
+        reserve, capped = validation_reserve(est, budget)
         if first and capped and main:
             say(out, f"the final validation (about {est:.0f} s, a quarter more as margin) gets {reserve:.0f} s of the "
                      f"{budget:.0f} s budget, so that training keeps a quarter of it: the run may overrun train.max_minutes")
@@ -366,7 +366,7 @@ def train(data: str | Path, out: str | Path, cfg: Config | None = None, *, fold:
                     say(out, f"epoch {epoch}: validation Dice WT {last_val['dice_WT']:.3f} TC {last_val['dice_TC']:.3f} "
                         f"ET {last_val['dice_ET']:.3f} at default settings; after tuning WT {after['dice_WT']:.3f} "
                         f"TC {after['dice_TC']:.3f} ET {after['dice_ET']:.3f} (validation patients: tuning figures)"
-                        + ("" if after.get("search_complete", True) else "; search cut short by train.max_minutes"))
+                        + ("" if last_val["search_complete"] else "; search cut short by train.max_minutes"))
             save_checkpoints(epoch, finished, tuned)
             if epoch_end_hook is not None:
                 epoch_end_hook(epoch)

@@ -38,7 +38,8 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
     """
     wt = regions[0]
     if min_lesion_score > 0 and wt.any():
-        components, count = components_26(wt)
+        # 26-connected (`labels.STRUCTURE_3D`, as BraTS scoring); cc3d labels a volume several times faster than scipy
+        components, count = cc3d.connected_components(wt, connectivity=26, return_N=True)
         best = np.zeros(count + 1)  # each component's highest detection score (scores are >= 0)
         np.maximum.at(best, components[wt], np.asarray(scores, dtype=np.float64)[wt])
         keep = best >= min_lesion_score
@@ -55,19 +56,11 @@ def postprocess(regions: np.ndarray, scores: np.ndarray, *, min_voxels: int, min
 def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     if min_voxels <= 1 or not mask.any():
         return mask
-    components, count = components_26(mask)
+    components, count = cc3d.connected_components(mask, connectivity=26, return_N=True)
     sizes = np.bincount(components.ravel(), minlength=count + 1)
     keep = sizes >= min_voxels
     keep[0] = False
     return keep[components]
-
-
-def components_26(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """(Int [...] component ids, 0 outside, and their count) of a Bool mask, 26-connected in 3-D
-    (`STRUCTURE_3D`); cc3d labels a volume several times faster than `scipy.ndimage.label`."""
-    if mask.ndim == 3:
-        return cc3d.connected_components(mask, connectivity=26, return_N=True)
-    return ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
 
 
 def fill_enclosed(regions: np.ndarray) -> np.ndarray:
