@@ -11,6 +11,12 @@ that each one's peak memory is its own. Printed and written (``OUT/peers.json``)
 HD95 and lesion-wise Dice per region, lesion sensitivity and false positives per case (2023 standard),
 legacy Dice, training minutes, predict seconds per case, peak RSS.
 
+    python bench/peers.py --summarize OUT1/peers.json OUT2/peers.json ... [--out DIR]
+
+averages the folds' tables (one JSON per held-out fold, same budget) into the cross-validated mean per system,
+printed and written as ``DIR/peers_summary.json`` when ``--out`` is given. Where a file holds several rows of one
+system (``gliomask (6100c46)``: reruns, appended in run order), its last is that fold's row.
+
 Systems:
 - ``gliomask``: the documented CPU recipe (``configs/cpu_light.yaml``), ``train.max_minutes`` = budget.
 - ``maskrcnn_torchvision``: the pipeline the project began from, torchvision's default Mask R-CNN as its
@@ -283,19 +289,73 @@ def score(pred: Path, test: Path) -> dict:
     return row
 
 
+def _system_name(row: dict) -> str:
+    """``gliomask (6100c46, TTA)`` -> ``gliomask``: a rerun's label in parentheses names the same system."""
+    return row["system"].split(" (")[0]
+
+
+def summarize(paths: list[Path]) -> list[dict]:
+    """Per system, the mean of every numeric column over the fold files that hold a row for it.
+
+    Each file is one fold's ``peers.json`` (``{"meta": {"minutes": ...}, "rows": [...]}``); a system's last row
+    in a file is its row for that fold; skipped and failed rows count as absent. ``folds`` says how many files a
+    system's mean is over, so a system missing from some folds is not mistaken for a full cross-validation.
+    Raises ValueError when the files' budgets differ: a mean over mixed budgets measures neither.
+    """
+    budgets = set()
+    per_system: dict[str, list[dict]] = {}
+    for path in paths:
+        try:
+            table = json.loads(Path(path).read_text())
+            budgets.add(table["meta"]["minutes"])
+            rows = table["rows"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a bench/peers.py table ({type(err).__name__}: {err})") from None
+        latest = {}
+        for row in rows:
+            if "skipped" not in row and "failed" not in row:
+                latest[_system_name(row)] = row
+        for system, row in latest.items():
+            per_system.setdefault(system, []).append(row)
+    if len(budgets) > 1:
+        raise ValueError(f"the files hold different budgets ({', '.join(f'{m:g}' for m in sorted(budgets))} min)")
+    summary = []
+    for system, rows in per_system.items():
+        columns = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and all(k in r for r in rows)]
+        summary.append({"system": system, "folds": len(rows),
+                        **{k: float(np.mean([r[k] for r in rows])) for k in columns}})
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train", type=Path, required=True)
-    ap.add_argument("--test", type=Path, required=True)
+    ap.add_argument("--summarize", type=Path, nargs="+", metavar="PEERS_JSON",
+                    help="average these folds' peers.json into one table instead of running")
+    ap.add_argument("--train", type=Path)
+    ap.add_argument("--test", type=Path)
     ap.add_argument("--minutes", type=float, default=25.0, help="training budget per system (wall clock)")
     ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, from {', '.join(PEERS)}")
     ap.add_argument("--modalities", default="t1,t1ce,t2,flair")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU comparison (every system on it)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "peers")
+    ap.add_argument("--out", type=Path, help="default bench/out/peers; with --summarize, none (print only)")
     ap.add_argument("--system", choices=PEERS, help=argparse.SUPPRESS)  # internal: run one system
     args = ap.parse_args()
-    args.out = args.out.resolve()
+    if args.summarize:
+        missing = [str(p) for p in args.summarize if not p.is_file()]
+        if missing:
+            print(f"{missing[0]}: no such file", file=sys.stderr)
+            return 2
+        try:
+            rows = summarize(args.summarize)
+        except ValueError as err:
+            print(f"--summarize: {err}", file=sys.stderr)
+            return 2
+        emit("peers_summary", rows, args.out)
+        return 0
+    if args.train is None or args.test is None:
+        ap.error("--train and --test are required (or --summarize)")
+    args.out = (args.out or ROOT / "bench" / "out" / "peers").resolve()
     if args.system:
         return child(args)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]

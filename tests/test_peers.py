@@ -71,3 +71,46 @@ def test_peers_bench_returns_label_maps_on_the_input_grid(tmp_path):
         assert set(np.unique(np.asarray(img.dataobj)).tolist()) <= {0, 1, 2, 3}
         assert 0.0 <= row["Dice WT"] <= 1.0 and row["peak RSS MB"] > 0
     assert rows["flair_otsu"]["Dice WT"] > 0.2  # the baseline finds the bright oedema
+
+
+def _fold_table(path: Path, minutes: float, rows: list[dict]) -> Path:
+    path.write_text(json.dumps({"meta": {"minutes": minutes, "test cases": [path.stem]}, "rows": rows}))
+    return path
+
+
+def test_summarize_averages_each_systems_latest_row_over_the_folds(tmp_path):
+    fold_a = _fold_table(tmp_path / "a.json", 25, [
+        {"system": "gliomask (old)", "Dice WT": 0.0, "predict s/case": 99.0},  # superseded by the rerun below
+        {"system": "nnunet_2d", "Dice WT": 0.4, "predict s/case": 90.0},
+        {"system": "gliomask (rerun)", "Dice WT": 0.8, "predict s/case": 10.0},
+        {"system": "monai_segresnet", "skipped": "monai not installed"}])
+    fold_b = _fold_table(tmp_path / "b.json", 25, [
+        {"system": "gliomask", "Dice WT": 0.6, "predict s/case": 14.0},
+        {"system": "nnunet_2d", "Dice WT": 0.5, "predict s/case": 100.0},
+        {"system": "monai_segresnet", "Dice WT": 0.3, "predict s/case": 70.0}])
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "peers.py"), "--summarize", str(fold_a), str(fold_b),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {row["system"]: row for row in json.loads((out / "peers_summary.json").read_text())}
+    assert set(rows) == {"gliomask", "nnunet_2d", "monai_segresnet"}
+    assert rows["gliomask"]["folds"] == 2 and np.isclose(rows["gliomask"]["Dice WT"], 0.7)
+    assert np.isclose(rows["gliomask"]["predict s/case"], 12.0)
+    assert np.isclose(rows["nnunet_2d"]["Dice WT"], 0.45)
+    assert rows["monai_segresnet"]["folds"] == 1 and np.isclose(rows["monai_segresnet"]["Dice WT"], 0.3)
+    assert "gliomask" in done.stdout  # the table is printed too
+
+
+def test_summarize_refuses_mixed_budgets_and_missing_files(tmp_path):
+    row = [{"system": "gliomask", "Dice WT": 0.5}]
+    short, long = _fold_table(tmp_path / "a.json", 25, row), _fold_table(tmp_path / "b.json", 60, row)
+    script = [sys.executable, str(ROOT / "bench" / "peers.py"), "--summarize"]
+    mixed = subprocess.run(script + [str(short), str(long)], capture_output=True, text=True, timeout=120)
+    assert mixed.returncode == 2 and "different budgets" in mixed.stderr and "Traceback" not in mixed.stderr
+    missing = subprocess.run(script + [str(short), str(tmp_path / "nope.json")], capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 2 and "nope.json" in missing.stderr and "Traceback" not in missing.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    bad = subprocess.run(script + [str(broken)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "broken.json" in bad.stderr and "Traceback" not in bad.stderr
