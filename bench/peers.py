@@ -300,7 +300,8 @@ def summarize(paths: list[Path]) -> list[dict]:
     Each file is one fold's ``peers.json`` (``{"meta": {"minutes": ...}, "rows": [...]}``); a system's last row
     in a file is its row for that fold; skipped and failed rows count as absent. ``folds`` says how many files a
     system's mean is over, so a system missing from some folds is not mistaken for a full cross-validation.
-    Raises ValueError when the files' budgets differ: a mean over mixed budgets measures neither.
+    Raises ValueError, naming the file, when one cannot be read or is not such a table, and when the files'
+    budgets differ: a mean over mixed budgets measures neither.
     """
     budgets = set()
     per_system: dict[str, list[dict]] = {}
@@ -309,6 +310,8 @@ def summarize(paths: list[Path]) -> list[dict]:
             table = json.loads(Path(path).read_text())
             budgets.add(table["meta"]["minutes"])
             rows = table["rows"]
+        except OSError as err:
+            raise ValueError(f"{path}: {err.strerror or err}") from None
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a bench/peers.py table ({type(err).__name__}: {err})") from None
         latest = {}
@@ -342,10 +345,6 @@ def main() -> int:
     ap.add_argument("--system", choices=PEERS, help=argparse.SUPPRESS)  # internal: run one system
     args = ap.parse_args()
     if args.summarize:
-        missing = [str(p) for p in args.summarize if not p.is_file()]
-        if missing:
-            print(f"{missing[0]}: no such file", file=sys.stderr)
-            return 2
         try:
             rows = summarize(args.summarize)
         except ValueError as err:
