@@ -1,7 +1,8 @@
 """Cross-validation over every real patient we have: nine expert-labelled gliomas, patient folds.
 
     python bench/real.py [--data DIR ...] [--folds 3] [--minutes 20] [--modalities t1,t1ce,t2,flair]
-                         [--synthetic N] [--pretrain-minutes M [--pretrain-cases N]] [--no-tta]
+                         [--synthetic N] [--pretrain-minutes M [--pretrain-cases N] [--pretrain-enhancing-fraction F]
+                          [--pretrain-core-radius LO HI] [--pretrain-oedema-ratio LO HI]] [--no-tta]
                          [--reuse-models [--planes axial]] [--out bench/out/real] [key=value ...]
 
 The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
@@ -15,7 +16,9 @@ FLAIR alone. ``--synthetic N`` adds N synthetic cases (`gliomask synth`, MNI ana
 fold's training patients (never held out): mixed batches of real and synthetic brains.
 ``--pretrain-minutes M`` instead pre-trains one model on synthetic cases only (``--pretrain-cases``,
 seed 11, the same config and modalities, M minutes) and every fold starts from it (``model.weights``)
-before its own ``--minutes`` on real patients: pre-training then fine-tuning. The pre-trained model
+before its own ``--minutes`` on real patients: pre-training then fine-tuning. ``--pretrain-enhancing-fraction``,
+``--pretrain-core-radius`` and ``--pretrain-oedema-ratio`` change the kinds of tumours those cases hold
+(`TumourMix`, as ``gliomask synth`` takes them). The pre-trained model
 depends on no real patient, so one serves every fold; its cost is paid once (``OUT/pretrain_<modalities>_
 <N>cases_<M>min/``, reused when present).
 
@@ -84,20 +87,27 @@ def gather(data_dirs: list[Path], out: Path, synthetic: int = 0) -> tuple[Path, 
     return root, sets
 
 
-def pretrain(out: Path, config: Path, modalities: str, cases: int, minutes: float, overrides: list[str]) -> Path:
-    """A model trained on ``cases`` synthetic brains only (none real), for ``minutes``; its best.pt."""
+def pretrain(out: Path, config: Path, modalities: str, cases: int, minutes: float, overrides: list[str],
+             mix=None) -> Path:
+    """A model trained on ``cases`` synthetic brains only (none real), for ``minutes``; its best.pt.
+    ``mix``: the kinds of tumours generated (`TumourMix`; None: the generator's own)."""
     from gliomask.config import load_config
     from gliomask.data.prepare import PrepareSettings, prepare
     from gliomask.data.synth import synthesize
     from gliomask.engine.train import train
 
-    run = out / f"pretrain_{modalities.replace(',', '_')}_{cases}cases_{minutes:g}min"
+    from gliomask.data.synth_tumour import TumourMix
+
+    mix = mix or TumourMix()
+    mix_tag = "" if mix.is_default else (f"_enh{mix.enhancing_fraction:g}_core{mix.core_radius_mm[0]:g}-"
+                                         f"{mix.core_radius_mm[1]:g}_oed{mix.oedema_ratio[0]:g}-{mix.oedema_ratio[1]:g}")
+    run = out / f"pretrain_{modalities.replace(',', '_')}_{cases}cases_{minutes:g}min{mix_tag}"
     if (run / "best.pt").is_file():
         print(f"pre-trained model reused: {run / 'best.pt'}", flush=True)
         return run / "best.pt"
-    synth, prepared = out / f"pretrain_synthetic{cases}", out / f"pretrain_prepared{cases}"
+    synth, prepared = out / f"pretrain_synthetic{cases}{mix_tag}", out / f"pretrain_prepared{cases}{mix_tag}"
     if not synth.is_dir():
-        synthesize(synth, cases=cases, seed=11, edition="2019", workers=2, progress=False)
+        synthesize(synth, cases=cases, seed=11, edition="2019", workers=2, progress=False, mix=mix)
     if prepared.exists():
         shutil.rmtree(prepared)
     prepare(synth, prepared, PrepareSettings(modalities=modalities, folds=2, allow_missing=True), workers=2, progress=False)
@@ -250,6 +260,12 @@ def main() -> int:
     ap.add_argument("--pretrain-minutes", type=float, default=0,
                     help="pre-train on synthetic cases for this long, then fine-tune every fold from that model")
     ap.add_argument("--pretrain-cases", type=int, default=24, help="synthetic cases for --pretrain-minutes")
+    ap.add_argument("--pretrain-enhancing-fraction", type=float, metavar="F",
+                    help="pre-training cases: share with enhancing tumours (`gliomask synth --enhancing-fraction`)")
+    ap.add_argument("--pretrain-core-radius", type=float, nargs=2, metavar=("LO", "HI"),
+                    help="pre-training cases: core radius range in mm (`gliomask synth --core-radius`)")
+    ap.add_argument("--pretrain-oedema-ratio", type=float, nargs=2, metavar=("LO", "HI"),
+                    help="pre-training cases: oedema / core radius range (`gliomask synth --oedema-ratio`)")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu_light.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
     ap.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (others must be cached)")
@@ -288,9 +304,18 @@ def main() -> int:
     splits = [(train_ids + synthetic_ids, val_ids)
               for train_ids, val_ids in cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)]
     overrides = [f"train.max_minutes={args.minutes}", "infer.tune=false", "train.val_every=1000", *args.overrides]
+    from gliomask.data.synth_tumour import TumourMix
+
+    default_mix = TumourMix()
+    mix = TumourMix(default_mix.enhancing_fraction if args.pretrain_enhancing_fraction is None
+                    else args.pretrain_enhancing_fraction,
+                    tuple(args.pretrain_core_radius or default_mix.core_radius_mm),
+                    tuple(args.pretrain_oedema_ratio or default_mix.oedema_ratio))
+    if not mix.is_default and not args.pretrain_minutes:
+        ap.error("--pretrain-enhancing-fraction, --pretrain-core-radius and --pretrain-oedema-ratio need --pretrain-minutes")
     if args.pretrain_minutes and not (args.skip_training or args.reuse_models):
         weights = pretrain(args.out, args.config, args.modalities, args.pretrain_cases, args.pretrain_minutes,
-                           ["infer.tune=false", "train.val_every=1000", *args.overrides])
+                           ["infer.tune=false", "train.val_every=1000", *args.overrides], mix)
         overrides.append(f"model.weights={weights}")
     cfg = load_config(args.config, overrides)
     default_post = PostProcessing.from_config(cfg.infer)
@@ -360,7 +385,8 @@ def main() -> int:
         {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
          "synthetic": args.synthetic, "modalities": args.modalities, "tta": tta,
          "planes fused": planes or "all trained",
-         "pretrain": {"minutes": args.pretrain_minutes, "cases": args.pretrain_cases} if args.pretrain_minutes else None,
+         "pretrain": {"minutes": args.pretrain_minutes, "cases": args.pretrain_cases, "tumour_mix": asdict(mix)}
+         if args.pretrain_minutes else None,
          "config": str(args.config), "overrides": overrides, "threads": os.environ.get("OMP_NUM_THREADS"),
          "cross_fitted": {k: asdict(p) for k, p in chosen.items()}}, indent=1, default=list))
     return 0

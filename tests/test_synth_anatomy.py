@@ -106,3 +106,36 @@ def test_the_template_ships_with_gliomask_and_its_absence_is_one_clear_error(tmp
     assert not (tmp_path / "out").exists()
     synthesize(tmp_path / "simple", cases=1, anatomy="simple")  # the geometric head needs no template
     assert len(list((tmp_path / "simple").rglob("*.nii.gz"))) == 5
+
+
+def test_a_tumour_mix_changes_the_kinds_of_tumours_and_nothing_else():
+    """No enhancing share: no case has ET; oedema barely wider than the core: less oedema for the same
+    tumour; the brain itself (every other draw) is the same."""
+    from gliomask.data.synth_tumour import TumourMix
+
+    lgg = TumourMix(enhancing_fraction=0.0)
+    compact = TumourMix(oedema_ratio=(1.05, 1.15))
+    for index in (1, 2):
+        images, seg = synth_anatomy_case(index, 5)
+        _, seg_lgg = synth_anatomy_case(index, 5, mix=lgg)
+        images_compact, seg_compact = synth_anatomy_case(index, 5, mix=compact)
+        assert seg.any() and seg_lgg.any() and seg_compact.any()
+        assert not (seg_lgg == ENHANCING).any()
+        brain, brain_compact = images["t1"] != 0, images_compact["t1"] != 0
+        assert 2 * (brain & brain_compact).sum() / (brain.sum() + brain_compact.sum()) > 0.99  # the same head
+        oedema_share = (seg == OEDEMA).sum() / (seg > 0).sum()
+        assert (seg_compact == OEDEMA).sum() / (seg_compact > 0).sum() < 0.6 * oedema_share
+
+
+def test_a_tumour_mix_out_of_range_or_on_the_simple_head_is_one_clear_error(tmp_path, capsys):
+    from conftest import refused
+    from gliomask.data.synth_tumour import TumourMix
+
+    for bad in ({"enhancing_fraction": 1.5}, {"core_radius_mm": (20.0, 10.0)}, {"oedema_ratio": (0.5, 2.0)}):
+        with pytest.raises(GliomaskError):
+            TumourMix(**bad)
+    refused(capsys, ["synth", "--out", tmp_path / "s", "--cases", "1", "--anatomy", "simple", "--enhancing-fraction",
+                     "0.5", "--quiet"], "--anatomy mni")
+    refused(capsys, ["synth", "--out", tmp_path / "s", "--cases", "1", "--oedema-ratio", "2", "1", "--quiet"],
+            "oedema ratio")
+    assert not (tmp_path / "s").exists()

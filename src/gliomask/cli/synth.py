@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gliomask.data.synth import ANATOMIES
+from gliomask.data.synth_tumour import TumourMix
 from gliomask.utils import default_workers
 
 
@@ -26,6 +27,13 @@ def register(sub) -> None:
     p.add_argument("--timepoints", type=int, default=1,
                    help="scans per case: from 2 on, a synthetic follow-up (one anatomy, tumours that grow, shrink, "
                         "vanish and appear; the true story in followup_truth.json; mni anatomy)")
+    mix = TumourMix()
+    p.add_argument("--enhancing-fraction", type=float, default=mix.enhancing_fraction, metavar="F",
+                   help="share of cases with enhancing tumours (the rest: a non-enhancing core only); mni anatomy")
+    p.add_argument("--core-radius", type=float, nargs=2, default=list(mix.core_radius_mm), metavar=("LO", "HI"),
+                   help="range of the main tumour's core radius in mm; mni anatomy")
+    p.add_argument("--oedema-ratio", type=float, nargs=2, default=list(mix.oedema_ratio), metavar=("LO", "HI"),
+                   help="range of oedema radius / core radius (near 1: little oedema around the core); mni anatomy")
     p.add_argument("--workers", type=int, default=default_workers(), help="processes")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -33,13 +41,17 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from gliomask.data.synth import synthesize
+    from gliomask.errors import GliomaskError
 
+    mix = TumourMix(args.enhancing_fraction, tuple(args.core_radius), tuple(args.oedema_ratio))
     if args.timepoints != 1:
         from gliomask.followup.synthetic import synthesize_followup
-        from gliomask.errors import GliomaskError
 
         if args.anatomy != "mni":
             raise GliomaskError("--timepoints needs the mni anatomy")
+        if not mix.is_default:
+            raise GliomaskError("--timepoints draws its own tumours: --enhancing-fraction, --core-radius and "
+                                "--oedema-ratio do not apply")
         ids = synthesize_followup(args.out, patients=args.cases, timepoints=args.timepoints, seed=args.seed,
                                   edition=args.edition)
         print(f"wrote {len(ids)} synthetic patients of {args.timepoints} timepoints each (BraTS {args.edition} names) "
@@ -47,6 +59,6 @@ def run(args) -> int:
         return 0
 
     ids = synthesize(args.out, cases=args.cases, seed=args.seed, edition=args.edition,
-                     workers=args.workers, progress=not args.quiet, anatomy=args.anatomy)
+                     workers=args.workers, progress=not args.quiet, anatomy=args.anatomy, mix=mix)
     print(f"wrote {len(ids)} synthetic BraTS {args.edition} cases ({args.anatomy} anatomy) to {args.out}")
     return 0

@@ -22,7 +22,7 @@ from gliomask.errors import GliomaskError
 from gliomask.io.brats import CANONICAL_MODALITIES, CONVENTIONS
 from gliomask.io.atomic import atomic_output_dir
 from gliomask.io.nifti import write_image
-from gliomask.data.synth_tumour import smooth_noise
+from gliomask.data.synth_tumour import TumourMix, smooth_noise
 from gliomask.labels import ENHANCING, NECROTIC, OEDEMA, to_convention
 
 SHAPE = (240, 240, 155)
@@ -50,22 +50,27 @@ class SynthSpec:
     seed: int
     edition: str = "2019"
     anatomy: str = "mni"
+    mix: TumourMix = TumourMix()
 
 
-def synth_case(index: int, seed: int, anatomy: str = "mni", resect: float = 0.0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def synth_case(index: int, seed: int, anatomy: str = "mni", resect: float = 0.0,
+               mix: TumourMix = TumourMix()) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Return ({modality: int16 [240,240,155]}, seg uint8 with internal labels 0/1/2/4). Deterministic.
 
     ``anatomy="mni"`` builds the case on the MNI ICBM152 template (:mod:`gliomask.data.synth_anatomy`);
     ``"simple"`` is the older geometric head (an ellipsoid with flat tissue), faster and kept for tests.
     ``resect`` > 0 (mni only): a post-operative case whose main tumour's centre is a resection cavity
-    (internal label 5), as BraTS 2024 post-treatment cases have.
+    (internal label 5), as BraTS 2024 post-treatment cases have. ``mix`` (mni only): the kinds of
+    tumours drawn (`TumourMix`).
     """
     if anatomy == "mni":
         from gliomask.data.synth_anatomy import synth_anatomy_case  # imports torch and reads the template
 
-        return synth_anatomy_case(index, seed, resect=resect)
+        return synth_anatomy_case(index, seed, resect=resect, mix=mix)
     if anatomy != "simple":
         raise GliomaskError(f"unknown anatomy {anatomy!r}; choose {' or '.join(ANATOMIES)}")
+    if not mix.is_default:
+        raise GliomaskError("a tumour mix (enhancing fraction, core radius, oedema ratio) needs the mni anatomy")
     if resect:
         raise GliomaskError("resection cavities (edition 2024) need the mni anatomy")
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
@@ -176,7 +181,8 @@ def write_case(folder: Path, case_id: str, edition: str, images: dict[str, np.nd
 
 
 def _synth_one(spec: SynthSpec, root: Path) -> str:
-    images, seg = synth_case(spec.index, spec.seed, spec.anatomy, RESECT_2024 if spec.edition == "2024" else 0.0)
+    images, seg = synth_case(spec.index, spec.seed, spec.anatomy, RESECT_2024 if spec.edition == "2024" else 0.0,
+                             spec.mix)
     case_id = case_id_for(spec.index, spec.edition)
     if spec.edition == "2019":
         group = "HGG" if np.any(seg == ENHANCING) else "LGG"
@@ -188,11 +194,13 @@ def _synth_one(spec: SynthSpec, root: Path) -> str:
 
 
 def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "2019", workers: int = 1,
-               start: int = 1, progress: bool = False, anatomy: str = "mni") -> list[str]:
+               start: int = 1, progress: bool = False, anatomy: str = "mni",
+               mix: TumourMix = TumourMix()) -> list[str]:
     """Write ``cases`` synthetic cases under ``out`` (BraTS 2019 ``HGG/``/``LGG/``, or 2023 names; ``edition
     "2024"``: 2023 names, post-operative cases with a resection cavity, labels of BraTS 2024 post-treatment).
 
     ``anatomy``: "mni" (a deformed MNI template brain with gliomas) or "simple" (see :func:`synth_case`).
+    ``mix`` (mni only): the kinds of tumours drawn (`TumourMix`: enhancing share, core size, oedema).
 
     The folder is written atomically: it must not exist yet. Returns the case ids.
     """
@@ -205,6 +213,8 @@ def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "20
         raise GliomaskError("--cases must be at least 1")
     if anatomy not in ANATOMIES:
         raise GliomaskError(f"unknown anatomy {anatomy!r}; choose {' or '.join(ANATOMIES)}")
+    if anatomy != "mni" and not mix.is_default:
+        raise GliomaskError("a tumour mix (--enhancing-fraction, --core-radius, --oedema-ratio) needs --anatomy mni")
     if anatomy == "mni":
         from gliomask.data.template import template_folder
 
@@ -213,7 +223,7 @@ def synthesize(out: str | Path, *, cases: int, seed: int = 0, edition: str = "20
         raise GliomaskError("output folder exists and is not empty", out)
     if out.exists():
         out.rmdir()
-    specs = [SynthSpec(start + i, seed, edition, anatomy) for i in range(cases)]
+    specs = [SynthSpec(start + i, seed, edition, anatomy, mix) for i in range(cases)]
     from gliomask.utils import progress_bar
 
     with atomic_output_dir(out) as tmp:

@@ -16,7 +16,7 @@ import torch
 from scipy import ndimage as ndi
 
 from gliomask.data.synth import SHAPE
-from gliomask.data.synth_tumour import TumourPlan, carve_cavity, paint_tumours, plan_tumours
+from gliomask.data.synth_tumour import TumourMix, TumourPlan, carve_cavity, paint_tumours, plan_tumours
 from gliomask.data.template import Template, load_template
 
 # Where the brain sits in BraTS's grid (centre of the bounding box of real BraTS brains, in voxels) and
@@ -130,11 +130,12 @@ PURE_TISSUE = ("background", "csf", "gm", "wm")  # values of the tissue map retu
 
 
 def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours=None, owner: np.ndarray | None = None,
-                       resect: float = 0.0):
+                       resect: float = 0.0, mix: TumourMix = TumourMix()):
     """Return ({modality: int16 [240, 240, 155]}, seg uint8 with internal labels 0/1/2/4). Deterministic.
 
     ``resect`` > 0: the case is post-operative: the largest tumour's centre, out to ``resect`` times its
     core radius, is a resection cavity (internal label 5, `carve_cavity`); the other draws are unchanged.
+    ``mix``: the kinds of tumours drawn (`TumourMix`; the default is the generator's own).
 
     With ``with_tissue``, also a uint8 [240, 240, 155] map of voxels that are at least 90% one template
     tissue (1 CSF, 2 GM, 3 WM; 0 elsewhere), taken before tumours are painted: for checks of contrast.
@@ -152,7 +153,7 @@ def synth_anatomy_case(index: int, seed: int, with_tissue: bool = False, tumours
     q = transform(points)
     cavities: list[tuple[TumourPlan, float]] = []
     if tumours is None:
-        plans: list[TumourPlan] = plan_tumours(rng, template, points, q)
+        plans: list[TumourPlan] = plan_tumours(rng, template, points, q, mix=mix)
         identities = None
     else:
         plans, identities, *rest = tumours(rng, template, points, q)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from gliomask.errors import GliomaskError
 from gliomask.labels import ENHANCING, NECROTIC, OEDEMA, RESECTION_CAVITY
 
 # Tumour compartments in units of each modality's white matter.
@@ -40,6 +41,33 @@ class TumourPlan:
     mass_effect: float  # fraction of the core's volume that displaced tissue (0..1)
 
 
+@dataclass(frozen=True)
+class TumourMix:
+    """What kinds of tumours `plan_tumours` draws (the defaults are the generator's own mix).
+
+    ``enhancing_fraction``: share of cases whose tumours have an enhancing rim (the rest: a
+    non-enhancing core only, LGG-like). ``core_radius_mm``: range of the main tumour's core radius
+    (satellites get 0.45-0.75 of a draw from it). ``oedema_ratio``: range of oedema radius / core radius
+    (near 1: a core-dominated tumour with little oedema). Changing the mix changes no other draw of a case.
+    """
+
+    enhancing_fraction: float = 0.75
+    core_radius_mm: tuple[float, float] = (8.0, 25.0)
+    oedema_ratio: tuple[float, float] = (1.4, 2.6)
+
+    def __post_init__(self):
+        if not 0.0 <= self.enhancing_fraction <= 1.0:
+            raise GliomaskError(f"enhancing fraction {self.enhancing_fraction} is not within 0-1")
+        for name, (lo, hi), least in (("core radius", self.core_radius_mm, 2.0),
+                                      ("oedema ratio", self.oedema_ratio, 1.0)):
+            if not least <= lo <= hi:
+                raise GliomaskError(f"{name} range {lo}-{hi} must be ordered and at least {least:g}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == TumourMix()
+
+
 def smooth_noise(rng, u, v, w, terms=3, freq=(1.5, 4.0)):
     """A sum of random low-frequency plane waves evaluated on broadcast grids, in [-1, 1]."""
     total = np.float32(0.0)
@@ -58,13 +86,14 @@ def coarse_noise(rng, u, v, w, terms=3, freq=(1.5, 4.0)):
 
 
 def plan_tumours(rng, template, points: np.ndarray, q: np.ndarray, count: int | None = None,
-                 enhancing: bool | None = None) -> list[TumourPlan]:
+                 enhancing: bool | None = None, mix: TumourMix = TumourMix()) -> list[TumourPlan]:
     """Choose 0-3 tumours (or ``count``): centres in deep white matter (template WM > 0.7), apart from
     each other. ``count`` and ``enhancing`` force what is otherwise drawn (the random draws are made
-    either way, so the rest of a case does not change)."""
+    either way, so the rest of a case does not change); ``mix`` sets the kinds drawn (`TumourMix`)."""
     drawn = int(rng.choice(4, p=[0.10, 0.68, 0.16, 0.06]))
     count = drawn if count is None else count
-    drawn_enhancing = bool(rng.random() < 0.75)  # LGG-like cases have a non-enhancing core only
+    # LGG-like cases have a non-enhancing core only
+    drawn_enhancing = bool(rng.random() < mix.enhancing_fraction)
     enhancing = drawn_enhancing if enhancing is None else enhancing
     if count == 0:
         return []
@@ -76,8 +105,8 @@ def plan_tumours(rng, template, points: np.ndarray, q: np.ndarray, count: int | 
     plans: list[TumourPlan] = []
     for k in range(count):
         scale = 1.0 if k == 0 else rng.uniform(0.45, 0.75)  # satellites are smaller
-        r_core = float(rng.uniform(8, 25) * scale)
-        r_oed = float(min(r_core * rng.uniform(1.4, 2.6), 45.0))
+        r_core = float(rng.uniform(*mix.core_radius_mm) * scale)
+        r_oed = float(min(r_core * rng.uniform(*mix.oedema_ratio), 45.0))
         ok = (wm > 0.7) & (depth > r_core * 0.8 + 6)
         for p in plans:
             ok &= np.linalg.norm(points[pick] - p.centre, axis=1) > 0.6 * (p.radius_oedema + r_oed)
