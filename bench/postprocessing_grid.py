@@ -23,7 +23,8 @@ from gliomask.evaluation.metrics import dice  # noqa: E402
 
 
 RUNS = [("real", ""), ("real", "_notta"), ("real_v2", ""), ("real_v2", "_notta"), ("real_pretrain", ""),
-        ("real_m28", ""), ("real_m28", "_notta"), ("real_planes3", ""), ("real_planes3", "_axial")]
+        ("real_m28", ""), ("real_m28", "_notta"), ("real_planes3", ""), ("real_planes3", "_axial"),
+        ("real_ctx2", ""), ("real_pretrain_mix", ""), ("real_pretrain_mix", "_notta")]
 # bench/out/<run>/outputs_fold<k><tag>.npz, where present
 
 
