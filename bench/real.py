@@ -88,17 +88,14 @@ def gather(data_dirs: list[Path], out: Path, synthetic: int = 0) -> tuple[Path, 
 
 
 def pretrain(out: Path, config: Path, modalities: str, cases: int, minutes: float, overrides: list[str],
-             mix=None) -> Path:
+             mix) -> Path:
     """A model trained on ``cases`` synthetic brains only (none real), for ``minutes``; its best.pt.
-    ``mix``: the kinds of tumours generated (`TumourMix`; None: the generator's own)."""
+    ``mix``: the kinds of tumours generated (`TumourMix`)."""
     from gliomask.config import load_config
     from gliomask.data.prepare import PrepareSettings, prepare
     from gliomask.data.synth import synthesize
     from gliomask.engine.train import train
 
-    from gliomask.data.synth_tumour import TumourMix
-
-    mix = mix or TumourMix()
     mix_tag = "" if mix.is_default else (f"_enh{mix.enhancing_fraction:g}_core{mix.core_radius_mm[0]:g}-"
                                          f"{mix.core_radius_mm[1]:g}_oed{mix.oedema_ratio[0]:g}-{mix.oedema_ratio[1]:g}")
     run = out / f"pretrain_{modalities.replace(',', '_')}_{cases}cases_{minutes:g}min{mix_tag}"
@@ -248,6 +245,10 @@ def summary_rows(per_case: dict, sets: dict[str, str], label: str, subset: str, 
 
 
 def main() -> int:
+    from gliomask.data.synth_tumour import TumourMix
+    from gliomask.errors import GliomaskError
+
+    default_mix = TumourMix()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, nargs="+",
                     default=[SHARED / "brats2021_real", SHARED / "brats2013_real"])
@@ -260,11 +261,11 @@ def main() -> int:
     ap.add_argument("--pretrain-minutes", type=float, default=0,
                     help="pre-train on synthetic cases for this long, then fine-tune every fold from that model")
     ap.add_argument("--pretrain-cases", type=int, default=24, help="synthetic cases for --pretrain-minutes")
-    ap.add_argument("--pretrain-enhancing-fraction", type=float, metavar="F",
+    ap.add_argument("--pretrain-enhancing-fraction", type=float, default=default_mix.enhancing_fraction, metavar="F",
                     help="pre-training cases: share with enhancing tumours (`gliomask synth --enhancing-fraction`)")
-    ap.add_argument("--pretrain-core-radius", type=float, nargs=2, metavar=("LO", "HI"),
+    ap.add_argument("--pretrain-core-radius", type=float, nargs=2, default=default_mix.core_radius_mm, metavar=("LO", "HI"),
                     help="pre-training cases: core radius range in mm (`gliomask synth --core-radius`)")
-    ap.add_argument("--pretrain-oedema-ratio", type=float, nargs=2, metavar=("LO", "HI"),
+    ap.add_argument("--pretrain-oedema-ratio", type=float, nargs=2, default=default_mix.oedema_ratio, metavar=("LO", "HI"),
                     help="pre-training cases: oedema / core radius range (`gliomask synth --oedema-ratio`)")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu_light.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
@@ -279,6 +280,13 @@ def main() -> int:
     planes = args.planes.split(",") if args.planes else None
     if planes and not (args.reuse_models or args.skip_training):
         ap.error("--planes re-predicts trained fold models: give it with --reuse-models (or --skip-training)")
+    try:
+        mix = TumourMix(args.pretrain_enhancing_fraction, tuple(args.pretrain_core_radius),
+                        tuple(args.pretrain_oedema_ratio))
+    except GliomaskError as e:
+        ap.error(str(e))
+    if not mix.is_default and not args.pretrain_minutes:
+        ap.error("--pretrain-enhancing-fraction, --pretrain-core-radius and --pretrain-oedema-ratio need --pretrain-minutes")
     data_dirs = [d for d in args.data if d.is_dir()]
     if not data_dirs:
         print(f"skipped: no real set is here ({', '.join(map(str, args.data))})")
@@ -304,15 +312,6 @@ def main() -> int:
     splits = [(train_ids + synthetic_ids, val_ids)
               for train_ids, val_ids in cross_validation_splits(ids, [sets[c] for c in ids], args.folds, args.seed)]
     overrides = [f"train.max_minutes={args.minutes}", "infer.tune=false", "train.val_every=1000", *args.overrides]
-    from gliomask.data.synth_tumour import TumourMix
-
-    default_mix = TumourMix()
-    mix = TumourMix(default_mix.enhancing_fraction if args.pretrain_enhancing_fraction is None
-                    else args.pretrain_enhancing_fraction,
-                    tuple(args.pretrain_core_radius or default_mix.core_radius_mm),
-                    tuple(args.pretrain_oedema_ratio or default_mix.oedema_ratio))
-    if not mix.is_default and not args.pretrain_minutes:
-        ap.error("--pretrain-enhancing-fraction, --pretrain-core-radius and --pretrain-oedema-ratio need --pretrain-minutes")
     if args.pretrain_minutes and not (args.skip_training or args.reuse_models):
         weights = pretrain(args.out, args.config, args.modalities, args.pretrain_cases, args.pretrain_minutes,
                            ["infer.tune=false", "train.val_every=1000", *args.overrides], mix)
