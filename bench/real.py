@@ -3,7 +3,7 @@
     python bench/real.py [--data DIR ...] [--folds 3] [--minutes 20] [--modalities t1,t1ce,t2,flair]
                          [--synthetic N] [--pretrain-minutes M [--pretrain-cases N] [--pretrain-enhancing-fraction F]
                           [--pretrain-core-radius LO HI] [--pretrain-oedema-ratio LO HI]] [--no-tta]
-                         [--reuse-models [--planes axial]] [--out bench/out/real] [key=value ...]
+                         [--ensemble N] [--reuse-models [--planes axial]] [--out bench/out/real] [key=value ...]
 
 The real sets (default: ../shared/data/brats2021_real, five BraTS 2021 patients with T1, T1ce, T2 and
 FLAIR, and ../shared/data/brats2013_real, four BRATS 2013 patients with FLAIR and T1ce only) are prepared
@@ -211,6 +211,24 @@ def _on_common_crop(parts: list[tuple]) -> list[tuple]:
     return out
 
 
+def ensemble_outputs(members: list[dict]) -> dict:
+    """Held-out outputs of several models of one fold (each {case: {subset: parts}}) -> their mean: the
+    probabilities and detection scores averaged on a common crop (as nnU-Net averages its fold models'
+    softmax), each model with its own flips already fused. One model's outputs pass unchanged."""
+    if len(members) == 1:
+        return members[0]
+    result: dict = {}
+    for cid, subs in members[0].items():
+        for sub in subs:
+            parts = [m[cid][sub] for m in members]
+            common = _on_common_crop(parts)
+            origin = np.min([np.asarray(p[3]) for p in parts], axis=0) if all(len(p) > 3 for p in parts) else None
+            prob = np.mean([c[0] for c in common], axis=0).astype(np.float16)
+            scores = np.mean([c[1] for c in common], axis=0).astype(np.float16)
+            result.setdefault(cid, {})[sub] = (prob, scores, common[0][2]) + ((origin,) if origin is not None else ())
+    return result
+
+
 def whole_tumour_from(own: tuple, subset: tuple) -> tuple:
     """What `Predictor` does with ``infer.whole_tumour_modalities``: the WT probability of the subset's
     pass, TC and ET of the pass with every modality, the higher detection score of the two."""
@@ -267,6 +285,8 @@ def main() -> int:
                     help="pre-training cases: core radius range in mm (`gliomask synth --core-radius`)")
     ap.add_argument("--pretrain-oedema-ratio", type=float, nargs=2, default=default_mix.oedema_ratio, metavar=("LO", "HI"),
                     help="pre-training cases: oedema / core radius range (`gliomask synth --oedema-ratio`)")
+    ap.add_argument("--ensemble", type=int, default=1, metavar="N",
+                    help="models per fold (seeds 0..N-1, --minutes each); held-out outputs are their mean")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu_light.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real")
     ap.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (others must be cached)")
@@ -320,33 +340,43 @@ def main() -> int:
     default_post = PostProcessing.from_config(cfg.infer)
     outputs: dict[int, dict] = {}
     runs = []
+    members: dict[int, list[dict]] = {}  # per fold, each model's own held-out outputs (--ensemble)
     for k, (train_ids, val_ids) in enumerate(splits):
-        cache = args.out / f"outputs_fold{k}{tag}.npz"
-        run = args.out / f"fold{k}"
-        if not (args.skip_training or args.reuse_models) and (args.only_folds is None or k in args.only_folds):
-            if run.exists():
-                shutil.rmtree(run)
-            print(f"fold {k}: training on {', '.join(train_ids)}; held out {', '.join(val_ids)}", flush=True)
-            t0 = time.monotonic()
-            summary = train(prepared_dir, run, load_config(args.config, overrides), fold=None, split=(train_ids, val_ids),
-                            progress=False, command_line=sys.argv)
-            wall = time.monotonic() - t0
-            outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta)  # --planes is refused here
-            save_outputs(cache, outputs[k])
-            runs.append({"fold": k, "held out": ", ".join(val_ids), "trained on": len(train_ids),
-                         "synthetic": len(synthetic_ids),
-                         "steps": summary["steps"], "train+val min": round(wall / 60, 1),
-                         "predict+score min": round((time.monotonic() - t0 - wall) / 60, 1)})
-            (args.out / f"run_fold{k}.json").write_text(json.dumps(runs[-1]))
-        else:  # the fold's model was trained by an earlier run: predict with it again, or read its outputs
-            if args.reuse_models and not args.skip_training:
-                print(f"fold {k}: predicting {', '.join(val_ids)} with {run / 'best.pt'}", flush=True)
-                outputs[k] = held_out_outputs(run / "best.pt", data, val_ids, tta=tta, planes=planes)
-                save_outputs(cache, outputs[k])
-            else:
-                outputs[k] = load_outputs(cache)
-            if (args.out / f"run_fold{k}.json").is_file():
-                runs.append(json.loads((args.out / f"run_fold{k}.json").read_text()))
+        members[k] = []
+        for m in range(args.ensemble):
+            member = "" if m == 0 else f"_m{m}"  # model 0 is the single model's run (seed 0)
+            cache = args.out / f"outputs_fold{k}{member}{tag}.npz"
+            run = args.out / f"fold{k}{member}"
+            if not (args.skip_training or args.reuse_models) and (args.only_folds is None or k in args.only_folds):
+                if run.exists():
+                    shutil.rmtree(run)
+                print(f"fold {k}{member}: training on {', '.join(train_ids)}; held out {', '.join(val_ids)}", flush=True)
+                t0 = time.monotonic()
+                summary = train(prepared_dir, run, load_config(args.config, [*overrides, f"train.seed={m}"]), fold=None,
+                                split=(train_ids, val_ids), progress=False, command_line=sys.argv)
+                wall = time.monotonic() - t0
+                members[k].append(held_out_outputs(run / "best.pt", data, val_ids, tta=tta))  # --planes is refused here
+                save_outputs(cache, members[k][-1])
+                runs.append({"fold": k, "model": m, "held out": ", ".join(val_ids), "trained on": len(train_ids),
+                             "synthetic": len(synthetic_ids),
+                             "steps": summary["steps"], "train+val min": round(wall / 60, 1),
+                             "predict+score min": round((time.monotonic() - t0 - wall) / 60, 1)})
+                (args.out / f"run_fold{k}{member}.json").write_text(json.dumps(runs[-1]))
+            else:  # the fold's model was trained by an earlier run: predict with it again, or read its outputs
+                if args.reuse_models and not args.skip_training:
+                    print(f"fold {k}{member}: predicting {', '.join(val_ids)} with {run / 'best.pt'}", flush=True)
+                    members[k].append(held_out_outputs(run / "best.pt", data, val_ids, tta=tta, planes=planes))
+                    save_outputs(cache, members[k][-1])
+                else:
+                    members[k].append(load_outputs(cache))
+                if (args.out / f"run_fold{k}{member}.json").is_file():
+                    runs.append(json.loads((args.out / f"run_fold{k}{member}.json").read_text()))
+        outputs[k] = ensemble_outputs(members[k])
+    if args.ensemble > 1:  # each model alone, as the single-model recipe would have scored it
+        alone = [{"model": m, **{f"{n} mean": round(float(np.mean(
+            [case_dice(default_outputs(subs), default_post)[r] for k in members for subs in members[k][m].values()])), 3)
+            for r, n in enumerate(REGIONS)}} for m in range(args.ensemble)]
+        emit(f"real_cv{tag}_members", alone, args.out)
 
     rows, chosen = [], {}
     for subset in [s for s in SUBSETS if any(s in subs for o in outputs.values() for subs in o.values())]:
@@ -382,7 +412,7 @@ def main() -> int:
               f"{json.dumps({key: v for key, v in asdict(post).items() if v is not None})}")
     (args.out / f"real_cv{tag}_settings.json").write_text(json.dumps(
         {"folds": [{"train": t, "held_out": v} for t, v in splits], "minutes": args.minutes,
-         "synthetic": args.synthetic, "modalities": args.modalities, "tta": tta,
+         "synthetic": args.synthetic, "modalities": args.modalities, "tta": tta, "models per fold": args.ensemble,
          "planes fused": planes or "all trained",
          "pretrain": {"minutes": args.pretrain_minutes, "cases": args.pretrain_cases, "tumour_mix": asdict(mix)}
          if args.pretrain_minutes else None,
