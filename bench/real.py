@@ -35,7 +35,12 @@ The held-out patients are predicted with flip test-time augmentation, as ``gliom
 ``--no-tta`` predicts without it, and its outputs and tables carry a ``_notta`` suffix, so one folder
 holds both. ``--reuse-models`` predicts with the fold models already in ``OUT/fold<k>/best.pt`` instead of
 training them again: with ``--no-tta`` it measures the flips on the very same models, at the cost of prediction.
-Held-out outputs are cached per fold (``outputs_fold<k>[_notta].npz``), so ``--skip-training`` rescores a run.
+``--ensemble N`` trains N models per fold (``train.seed`` 0..N-1, ``--minutes`` each: the fold costs N times as
+much; model 0 is the single-model run, ``OUT/fold<k>``, the others ``OUT/fold<k>_m<i>``) and scores the mean of
+their held-out probabilities and detection scores, what ``gliomask predict -m A B`` does (`Predictor.from_checkpoints`);
+``real_cv_members`` gives each model's own mean, as the single-model recipe would have scored it.
+Held-out outputs are cached per fold and model (``outputs_fold<k>[_m<i>][_notta].npz``), so ``--skip-training``
+rescores a run.
 Skips with a message when no real set is here (a user's clone has no ../shared).
 """
 

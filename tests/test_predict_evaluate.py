@@ -8,17 +8,19 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from conftest import expect_one_line_error, refused, run_cli
 from gliomask.cli import main
 from gliomask.data.synth import BRATS_AFFINE, synth_case
 from gliomask.config import load_config
 from gliomask.engine.train import train
+from gliomask.errors import GliomaskError
 from gliomask.inference.lesions import lesion_report
 from gliomask.inference.predictor import Predictor
 from gliomask.inference.regions import enforce_hierarchy
 from gliomask.labels import regions_from_labels
-from gliomask.models.checkpoint import load_checkpoint
+from gliomask.models.checkpoint import load_checkpoint, save_checkpoint
 
 RAS_AFFINE = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
 OBLIQUE_AFFINE = np.array([[0.0, -0.9, 0.1, 100], [1.1, 0.0, 0.0, -50], [0.0, 0.1, 2.0, 10], [0, 0, 0, 1]])
@@ -553,3 +555,71 @@ def test_predict_and_evaluate_a_2024_post_treatment_case(checkpoint, tmp_path):
     voxel_ml = 0.001
     assert float(rows[0]["volume_pred_ml_WT"]) == pytest.approx(np.isin(labels, [1, 2, 3]).sum() * voxel_ml, abs=1e-3)
     assert float(rows[0]["volume_gt_ml_WT"]) == pytest.approx(np.isin(stored, [1, 2, 3]).sum() * voxel_ml, abs=1e-3)
+
+
+# Several checkpoints predicting as one ensemble (`Predictor.from_checkpoints`, `gliomask predict -m A B`)
+
+@pytest.fixture(scope="module")
+def second_checkpoint(checkpoint, tmp_path_factory):
+    """The trained model with every floating weight of its region head scaled: another model, same contract."""
+    ckpt = load_checkpoint(checkpoint)
+    state = ckpt["model"]
+    changed = 0
+    for key, value in state.items():
+        if key.startswith("region_head") and torch.is_floating_point(value) and key.endswith("weight"):
+            state[key] = value * 1.5
+            changed += 1
+    assert changed, "no region-head weight found to change"
+    return save_checkpoint(ckpt, tmp_path_factory.mktemp("second") / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def ensemble_images(tmp_path_factory):
+    from gliomask.io.brats import discover_cases, load_case
+
+    root = tmp_path_factory.mktemp("cases")
+    write_case(root, "CaseE", BRATS_AFFINE)
+    case = discover_cases(root)[0]
+    return load_case(case, ("t1", "t1ce", "t2", "flair"), with_seg=False).images.astype(np.float32)
+
+
+def test_an_ensemble_averages_its_models_probabilities_and_scores(checkpoint, second_checkpoint, ensemble_images):
+    one = Predictor.from_checkpoint(checkpoint, device="cpu")
+    two = Predictor.from_checkpoint(second_checkpoint, device="cpu")
+    both = Predictor.from_checkpoints([checkpoint, second_checkpoint], device="cpu")
+    p1, s1, _ = one.detect(ensemble_images)
+    p2, s2, _ = two.detect(ensemble_images)
+    pe, se, _ = both.detect(ensemble_images)
+    assert not np.allclose(p1, p2, atol=1e-3)  # two different models ...
+    np.testing.assert_allclose(pe, (p1 + p2) / 2, atol=1e-5)  # ... and the ensemble is their mean
+    np.testing.assert_allclose(se, (s1 + s2) / 2, atol=1e-5)
+    assert both.post == one.post  # the first model's post-processing
+    # one path (or a list of one) is that model alone
+    alone = Predictor.from_checkpoints(checkpoint, device="cpu")
+    assert not alone.others
+    np.testing.assert_array_equal(alone.detect(ensemble_images)[0], p1)
+
+
+def test_models_that_read_cases_differently_are_refused(checkpoint, tmp_path):
+    ckpt = load_checkpoint(checkpoint)
+    ckpt["normalization"] = {**ckpt["normalization"], "clip_percentiles": [0.0, 99.0]}
+    other = save_checkpoint(ckpt, tmp_path / "other.pt")
+    with pytest.raises(GliomaskError, match="normalisation") as err:
+        Predictor.from_checkpoints([checkpoint, other], device="cpu")
+    assert str(other) in str(err.value)
+    with pytest.raises(GliomaskError, match="no checkpoint"):
+        Predictor.from_checkpoints([], device="cpu")
+
+
+def test_predict_cli_takes_several_models_and_names_them_in_the_report(checkpoint, second_checkpoint, tmp_path):
+    write_case(tmp_path / "in", "CaseE", BRATS_AFFINE)
+    result = run_cli("predict", "-i", tmp_path / "in", "-o", tmp_path / "out", "-m", checkpoint, second_checkpoint,
+                     "--no-overlays", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "CaseE_seg.nii.gz").is_file()
+    report = json.loads((tmp_path / "out" / "CaseE_lesions.json").read_text())
+    assert report["checkpoint"] == f"{checkpoint}, {second_checkpoint}"
+    missing = run_cli("predict", "-i", tmp_path / "in", "-o", tmp_path / "out2", "-m", checkpoint,
+                      tmp_path / "nowhere.pt", "--quiet")
+    expect_one_line_error(missing, "nowhere.pt")
+    assert not (tmp_path / "out2").exists()

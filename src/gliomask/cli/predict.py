@@ -18,7 +18,9 @@ def register(sub) -> None:
     p.add_argument("--case-id", default=None, help="with --t1/--t1ce/--t2/--flair: the case id for the output names "
                                                    "(default: the first file's name without its modality suffix)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder (must not hold the inputs)")
-    p.add_argument("-m", "--model", required=True, type=Path, help="checkpoint (best.pt) or ONNX export (model.onnx)")
+    p.add_argument("-m", "--model", required=True, type=Path, nargs="+", metavar="MODEL",
+                   help="checkpoint (best.pt) or ONNX export (model.onnx); several (e.g. one per fold) predict as an "
+                        "ensemble: their probabilities averaged, the first one's post-processing")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="torch, or onnx (onnxruntime, CPU; pip install gliomask[onnx]); auto: onnx for a .onnx file (default)")
@@ -67,7 +69,7 @@ def run(args) -> int:
     inputs = case_from_files(files, args.case_id) if files else args.input
     wt_from = None if args.whole_tumour_from is None else [] if args.whole_tumour_from == "all" \
         else [m.strip() for m in args.whole_tumour_from.split(",") if m.strip()]
-    predict_cases(inputs, args.output, args.model, device=args.device, tta=args.tta, amp=args.amp,
+    predict_cases(inputs, args.output, args.model if len(args.model) > 1 else args.model[0], device=args.device, tta=args.tta, amp=args.amp,
                   whole_tumour_modalities=wt_from,
                   threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
                   progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,

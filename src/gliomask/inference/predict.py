@@ -23,7 +23,7 @@ UNCERTAINTY_NAMES = ("whole", "core", "enhance")  # BraTS 2019 file suffixes for
 KEEP_LOADED_BYTES = 2 * 1024 ** 3  # cases read by the checks and kept for prediction (a BraTS case: 143 MB)
 
 
-def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *, device: str = "auto",
+def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path | list, *, device: str = "auto",
                   tta: bool | None = None, threads: int | None = None, convention: str = "auto",
                   overlays: bool = True, progress: bool = True, case_ids: list[str] | None = None,
                   probabilities: bool = False, planes: list[str] | None = None, backend: str = "auto",
@@ -45,6 +45,8 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     ``planes`` fuses only these of the checkpoint's trained planes (default: all of them). ``checkpoint``
     may be a `gliomask export` ONNX file, run by onnxruntime (``backend`` onnx, or auto by its suffix).
     ``tta``: flip test-time augmentation; None follows the checkpoint's ``infer.tta`` (on by default).
+    Several checkpoints (a list) predict as one ensemble (`Predictor.from_checkpoints`: their probabilities
+    averaged, the first one's post-processing).
     """
     if convention not in ("auto", *CONVENTIONS):
         raise GliomaskError(f"unknown label convention {convention!r}; choose auto, {', '.join(CONVENTIONS)}")
@@ -55,7 +57,7 @@ def predict_cases(inputs: str | Path, out: str | Path, checkpoint: str | Path, *
     threads = threads or default_threads()
     if threads:
         torch.set_num_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, tta=tta, planes=planes, backend=backend, amp=amp,
+    predictor = Predictor.from_checkpoints(checkpoint, device=device, tta=tta, planes=planes, backend=backend, amp=amp,
                                           whole_tumour_modalities=whole_tumour_modalities)
     cases = [inputs] if isinstance(inputs, Case) else select_cases(discover_cases(inputs), case_ids, inputs)
     check_output_folder(Path(out), cases)
@@ -120,7 +122,7 @@ def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, les
     provenance = predictor.meta.get("provenance") or {}
     lesion_json = out / f"{case.case_id}_lesions.json"
     write_lesion_report(pred.lesions, lesion_json, out / f"{case.case_id}_lesions.csv",
-                        case_id=case.case_id, extra={"checkpoint": str(checkpoint), "label_convention": labels_as,
+                        case_id=case.case_id, extra={"checkpoint": checkpoint_names(checkpoint), "label_convention": labels_as,
                                                      "spacing_mm": list(loaded.spacing),
                                                      "trained_on": provenance.get("train_cases", [])})
     if overlays:
@@ -137,13 +139,18 @@ def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, les
             "volume_ml": sum(les["volume_ml"] for les in pred.lesions)}
 
 
+def checkpoint_names(checkpoint) -> str:
+    """The model(s) a prediction came from, as reports name them (an ensemble's, comma-separated)."""
+    return ", ".join(map(str, checkpoint)) if isinstance(checkpoint, (list, tuple)) else str(checkpoint)
+
+
 def _case_provenance(case, checkpoint, predictor, labels_as: str, seg_path: Path) -> dict:
     """What produced a case report: inputs, model, settings (shown at its foot)."""
     meta = predictor.meta
     trained = (meta.get("provenance") or {}).get("train_cases") or []
     config = meta.get("config") or {}
     return {"case files": ", ".join(str(p) for p in case.images.values()), "label map": str(seg_path),
-            "checkpoint": str(checkpoint), "model": (config.get("model") or {}).get("backbone", ""),
+            "checkpoint": checkpoint_names(checkpoint), "model": (config.get("model") or {}).get("backbone", ""),
             "modalities used": ", ".join(meta.get("modalities") or []),
             "planes fused": ", ".join(getattr(predictor, "planes", None) or []),
             "trained on": f"{len(trained)} cases" if trained else "",

@@ -94,6 +94,8 @@ class Predictor:
         if model is None:  # BatchNorm folded into convolutions: the same outputs in less time
             fuse_conv_bn(self.model)
         self.model.to(self.device)
+        self.others: list[Predictor] = []  # further models of an ensemble (`from_checkpoints`)
+        self.source = source
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", tta: bool | None = None,
@@ -113,6 +115,34 @@ class Predictor:
                        planes=planes, model=model, whole_tumour_modalities=whole_tumour_modalities)
         return cls(load_checkpoint(path), device=device, tta=tta, source=str(path), planes=planes, amp=amp,
                    whole_tumour_modalities=whole_tumour_modalities)
+
+    @classmethod
+    def from_checkpoints(cls, paths, **kwargs) -> "Predictor":
+        """Several checkpoints (or ONNX exports) as one model, an ensemble: every model predicts each case
+        (with its own flips and planes) and their region probabilities and detection scores are averaged
+        before the post-processing, as nnU-Net predicts with its fold models. The models must read the same
+        modalities on the same grid with the same preprocessing; the first one's post-processing, whole-tumour
+        pass and plausibility checks apply. ``kwargs``: as `from_checkpoint`. One path: that model alone."""
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if not paths:
+            raise GliomaskError("no checkpoint given")
+        first = cls.from_checkpoint(paths[0], **kwargs)
+        for path in paths[1:]:
+            first.add_member(cls.from_checkpoint(path, **kwargs))
+        return first
+
+    def add_member(self, other: "Predictor") -> None:
+        """Average ``other``'s outputs with this model's (and its earlier members') from now on; refused
+        when it would read a case differently (`from_checkpoints`)."""
+        def reads(p: "Predictor") -> dict:
+            return {"modalities": p.modalities, "slice axis": p.axis, "label scheme": p.scheme, "normalisation": p.norm,
+                    "model grid": p.meta.get("geometry"), "modality flags": p.any_subset}
+        mine, theirs = reads(self), reads(other)
+        differ = [key for key in mine if mine[key] != theirs[key]]
+        if differ:
+            raise GliomaskError(f"cannot ensemble with {self.source}: it differs in {', '.join(differ)} "
+                                f"({'; '.join(f'{mine[k]} vs {theirs[k]}' for k in differ)})", other.source)
+        self.others.append(other)
 
     @property
     def any_subset(self) -> bool:
@@ -172,6 +202,18 @@ class Predictor:
         return prob, scores, pre
 
     def _outputs(self, pre: Preprocessed, present: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 [3, S, A, B] probabilities and [S, A, B] scores: this model's, or the mean over the ensemble's."""
+        prob, scores = self._model_outputs(pre, present)
+        for other in self.others:
+            p, s = other._model_outputs(pre, present)
+            prob += p
+            scores += s
+        if self.others:
+            prob /= 1 + len(self.others)
+            scores /= 1 + len(self.others)
+        return prob, scores
+
+    def _model_outputs(self, pre: Preprocessed, present: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         flags = np.array([m in present for m in self.modalities], np.float32) if self.any_subset else None
         return volume_outputs(self.model, pre.volume, scheme=self.scheme, post=self.post, dims=self.dims,
                               batch_size=self.cfg.infer.batch_size, device=self.device, tta=self.tta,
