@@ -122,8 +122,8 @@ def _predict_one(case, predictor, out: Path, *, checkpoint, convention: str, les
     provenance = predictor.meta.get("provenance") or {}
     lesion_json = out / f"{case.case_id}_lesions.json"
     write_lesion_report(pred.lesions, lesion_json, out / f"{case.case_id}_lesions.csv",
-                        case_id=case.case_id, extra={"checkpoint": checkpoint_names(checkpoint), "label_convention": labels_as,
-                                                     "spacing_mm": list(loaded.spacing),
+                        case_id=case.case_id, extra={"checkpoint": checkpoint_names(checkpoint),
+                                                     "label_convention": labels_as, "spacing_mm": list(loaded.spacing),
                                                      "trained_on": provenance.get("train_cases", [])})
     if overlays:
         from gliomask.viz.overlay import save_overlay
