@@ -378,9 +378,11 @@ def main() -> int:
                     runs.append(json.loads((args.out / f"run_fold{k}{member}.json").read_text()))
         outputs[k] = ensemble_outputs(members[k])
     if args.ensemble > 1:  # each model alone, as the single-model recipe would have scored it
-        alone = [{"model": m, **{f"{n} mean": round(float(np.mean(
-            [case_dice(default_outputs(subs), default_post)[r] for k in members for subs in members[k][m].values()])), 3)
-            for r, n in enumerate(REGIONS)}} for m in range(args.ensemble)]
+        alone = []
+        for m in range(args.ensemble):
+            per_case = np.array([case_dice(default_outputs(subs), default_post)
+                                 for fold in members.values() for subs in fold[m].values()])  # [cases, region]
+            alone.append({"model": m, **{f"{n} mean": round(float(per_case[:, r].mean()), 3) for r, n in enumerate(REGIONS)}})
         emit(f"real_cv{tag}_members", alone, args.out)
 
     rows, chosen = [], {}

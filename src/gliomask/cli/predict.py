@@ -69,8 +69,7 @@ def run(args) -> int:
     inputs = case_from_files(files, args.case_id) if files else args.input
     wt_from = None if args.whole_tumour_from is None else [] if args.whole_tumour_from == "all" \
         else [m.strip() for m in args.whole_tumour_from.split(",") if m.strip()]
-    models = args.model if len(args.model) > 1 else args.model[0]  # several: one ensemble
-    predict_cases(inputs, args.output, models, device=args.device, tta=args.tta, amp=args.amp,
+    predict_cases(inputs, args.output, args.model, device=args.device, tta=args.tta, amp=args.amp,
                   whole_tumour_modalities=wt_from,
                   threads=args.threads, convention=args.labels, overlays=not args.no_overlays,
                   progress=not args.quiet, case_ids=fold_cases(args), probabilities=args.save_probabilities,
